@@ -62,7 +62,7 @@ def check_email_backend(app_configs, **kwargs):
         return [
             Error(
                 "No SMTP server is configured while DEBUG is off: emails would never leave this machine.",
-                hint="Set EMAIL_URL, for example smtp+tls://user:password@smtp.example.org:587.",
+                hint="Set EMAIL_URL, for example submission://user:password@smtp.example.org (STARTTLS on 587).",
                 id="deconv.E004",
             )
         ]

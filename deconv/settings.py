@@ -12,7 +12,7 @@ import dj_database_url
 import dj_email_url
 from django.utils.translation import gettext_lazy as _
 
-from deconv.env import envbool, envint, envlist, envstr
+from deconv.env import ConfigurationError, envbool, envint, envlist, envstr
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(envstr("DECONV_VAR_DIR", str(BASE_DIR / "var")))
@@ -141,6 +141,10 @@ HEALTHZ_WORKER_TIMEOUT = float(envint("HEALTHZ_WORKER_TIMEOUT_MS", 1000, minimum
 EMAIL_URL = envstr("EMAIL_URL", "")
 if EMAIL_URL:
     _email = dj_email_url.parse(EMAIL_URL)
+    if "EMAIL_BACKEND" not in _email:
+        raise ConfigurationError(
+            f"EMAIL_URL has an unknown scheme {EMAIL_URL.split(':', 1)[0]!r} (use smtp://, smtps:// or submission://)"
+        )
     EMAIL_BACKEND = _email["EMAIL_BACKEND"]
     EMAIL_HOST = _email["EMAIL_HOST"]
     EMAIL_PORT = _email["EMAIL_PORT"]
