@@ -1,0 +1,62 @@
+"""Choices shared by campaigns and, later, pledges. Values are stored: never rename one."""
+
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+
+class CampaignStatus(models.TextChoices):
+    DRAFT = "draft", _("Draft")
+    OPEN = "open", _("Open")
+    # Signing suspended (kill switch); the campaign stays public.
+    PAUSED = "paused", _("Paused")
+    CLOSED = "closed", _("Closed")
+
+
+class Profession(models.TextChoices):
+    PHYSICIAN = "physician", _("Physician")
+
+
+class Specialty(models.TextChoices):
+    """Specialties after the French nomenclature of medical specialties (simplified)."""
+
+    GENERAL_PRACTICE = "general_practice", _("General practice")
+    ANESTHESIOLOGY = "anesthesiology", _("Anaesthesiology and intensive care")
+    CARDIOLOGY = "cardiology", _("Cardiology")
+    DERMATOLOGY = "dermatology", _("Dermatology and venereology")
+    ENDOCRINOLOGY = "endocrinology", _("Endocrinology, diabetes and metabolism")
+    GASTROENTEROLOGY = "gastroenterology", _("Gastroenterology and hepatology")
+    GERIATRICS = "geriatrics", _("Geriatrics")
+    GYNECOLOGY = "gynecology", _("Medical gynaecology")
+    OBSTETRICS_GYNECOLOGY = "obstetrics_gynecology", _("Obstetrics and gynaecology")
+    INTERNAL_MEDICINE = "internal_medicine", _("Internal medicine")
+    NEPHROLOGY = "nephrology", _("Nephrology")
+    NEUROLOGY = "neurology", _("Neurology")
+    ONCOLOGY = "oncology", _("Medical oncology")
+    OPHTHALMOLOGY = "ophthalmology", _("Ophthalmology")
+    ENT = "ent", _("Ear, nose and throat (ENT)")
+    PEDIATRICS = "pediatrics", _("Paediatrics")
+    PHYSICAL_MEDICINE = "physical_medicine", _("Physical medicine and rehabilitation")
+    PSYCHIATRY = "psychiatry", _("Psychiatry")
+    PULMONOLOGY = "pulmonology", _("Pulmonology")
+    RADIOLOGY = "radiology", _("Radiology and medical imaging")
+    RHEUMATOLOGY = "rheumatology", _("Rheumatology")
+    STOMATOLOGY = "stomatology", _("Stomatology and maxillofacial surgery")
+    GENERAL_SURGERY = "general_surgery", _("General and visceral surgery")
+    ORTHOPEDIC_SURGERY = "orthopedic_surgery", _("Orthopaedic and trauma surgery")
+    PLASTIC_SURGERY = "plastic_surgery", _("Plastic, reconstructive and aesthetic surgery")
+    UROLOGY = "urology", _("Urology")
+    VASCULAR_SURGERY = "vascular_surgery", _("Vascular surgery")
+    OTHER = "other", _("Other specialty")
+
+
+class PracticeMode(models.TextChoices):
+    LIBERAL = "liberal", _("Liberal")
+    # Liberal and salaried activity at once: still bound by the convention for the liberal part.
+    MIXED = "mixed", _("Mixed (liberal and salaried)")
+
+
+class ReferencePopulationKind(models.TextChoices):
+    """The campaign's denominator; same values as territories' ReferencePopulation.Kind."""
+
+    LIBERAL_GPS = "liberal_gps", _("Liberal general practitioners")
+    LIBERAL_PHYSICIANS = "liberal_physicians", _("Liberal physicians (all specialties)")
