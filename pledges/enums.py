@@ -60,3 +60,44 @@ class ReferencePopulationKind(models.TextChoices):
 
     LIBERAL_GPS = "liberal_gps", _("Liberal general practitioners")
     LIBERAL_PHYSICIANS = "liberal_physicians", _("Liberal physicians (all specialties)")
+
+
+class PledgeStatus(models.TextChoices):
+    # A pledge is only created for an account whose email is verified (allauth's mandatory
+    # verification comes before any login), so it starts active.
+    ACTIVE = "active", _("Active")
+    WITHDRAWN = "withdrawn", _("Withdrawn")
+    INVALIDATED = "invalidated", _("Invalidated by an organizer")
+
+
+# Statuses that count toward a territory's total. The conditions work adds its later states.
+COUNTED_STATUSES = (PledgeStatus.ACTIVE,)
+# Statuses that hold the RPPS and the account for this campaign (at most one such pledge each).
+LIVE_STATUSES = (PledgeStatus.ACTIVE,)
+
+
+class ConventionSector(models.TextChoices):
+    SECTOR_1 = "1", _("Sector 1")
+    SECTOR_1_DP = "1_dp", _("Sector 1 with permanent right to exceed fees (DP)")
+    SECTOR_2 = "2", _("Sector 2")
+    SECTOR_2_OPTAM = "2_optam", _("Sector 2 with OPTAM")
+    NON_CONVENTIONED = "3", _("Not under the convention (sector 3)")
+
+
+class PledgeSource(models.TextChoices):
+    ONLINE = "online", _("Online")
+    PAPER = "paper", _("Paper, entered by an organizer")
+
+
+class PledgeEventKind(models.TextChoices):
+    PLEDGED = "pledged", _("Pledged")
+    WITHDRAWN = "withdrawn", _("Withdrawn")
+    INVALIDATED = "invalidated", _("Invalidated")
+    REINSTATED = "reinstated", _("Reinstated")
+    MOVED = "moved", _("Changed department")
+
+
+class TerritoryLevel(models.TextChoices):
+    DEPARTMENT = "department", _("Department")
+    REGION = "region", _("Region")
+    NATION = "nation", _("Nation")

@@ -38,7 +38,8 @@ PLACEHOLDERS = {
     "date": _("date of signature"),
 }
 
-# Letter content, not interface text: it is the French legal act, whatever the reader's language.
+# Letter content, not interface text: the letter is a French legal act, whatever the reader's language.
+DEFAULT_LETTER_TITLE = "Lettre de déconventionnement"
 DEFAULT_LEGAL_BASIS = (
     "Article R.162-54-9 du code de la sécurité sociale : le médecin qui ne souhaite plus être placé "
     "sous le régime de la convention nationale le fait savoir par courrier adressé à la caisse "
@@ -46,6 +47,11 @@ DEFAULT_LEGAL_BASIS = (
     "nationale prévoit l'envoi de ce courrier en lettre recommandée avec accusé de réception ; la "
     "sortie prend effet un mois après sa réception par la caisse."
 )
+
+
+def default_legal_basis() -> str:
+    # A callable default keeps the wording out of migrations.
+    return DEFAULT_LEGAL_BASIS
 
 
 def normalize_text(value: str) -> str:

@@ -17,10 +17,10 @@ class ChoiceListValidator:
         unknown = sorted(set(value) - set(self.choices.values))
         if unknown:
             raise ValidationError(
-                _("Unknown values: %(values)s."), code="invalid_choice", params={"values": ", ".join(unknown)}
+                _("Unknown values: %(values)s."), code="unknown_values", params={"values": ", ".join(unknown)}
             )
         if len(set(value)) != len(value):
-            raise ValidationError(_("Each value may appear only once."), code="duplicate")
+            raise ValidationError(_("Each value may appear only once."), code="duplicate_values")
 
     def __eq__(self, other) -> bool:
         return isinstance(other, ChoiceListValidator) and self.choices is other.choices

@@ -58,8 +58,11 @@ class Campaign(models.Model):
         verbose_name_plural = _("campaigns")
         constraints = [
             models.CheckConstraint(
-                condition=Q(closes_at__isnull=True) | Q(opens_at__isnull=True) | Q(closes_at__gt=F("opens_at")),
+                condition=Q(closes_at__isnull=True)
+                | Q(opens_at__isnull=True)
+                | Q(closes_at__gt=F("opens_at")),
                 name="pledges_campaign_closes_after_opens",
+                violation_error_code="closes_before_opens",
                 violation_error_message=_("The closing date must be after the opening date."),
             ),
             models.CheckConstraint(
@@ -107,7 +110,7 @@ class LetterVersion(models.Model):
     number = models.PositiveIntegerField(_("version"))
     title = models.CharField(_("title"), max_length=200)
     body = models.TextField(_("letter text"), validators=[letter_text.validate_placeholders])
-    legal_basis = models.TextField(_("legal basis"), blank=True, default=letter_text.DEFAULT_LEGAL_BASIS)
+    legal_basis = models.TextField(_("legal basis"), blank=True, default=letter_text.default_legal_basis)
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
@@ -124,15 +127,14 @@ class LetterVersion(models.Model):
         verbose_name_plural = _("letter versions")
         ordering = ["campaign_id", "-number"]
         constraints = [
-            models.UniqueConstraint(fields=["campaign", "number"], name="pledges_letterversion_unique_number"),
+            models.UniqueConstraint(
+                fields=["campaign", "number"], name="pledges_letterversion_unique_number"
+            ),
             models.CheckConstraint(condition=Q(number__gte=1), name="pledges_letterversion_number_positive"),
         ]
 
     def __str__(self):
         return f"{self.campaign} — v{self.number}"
-
-    def compute_content_sha256(self) -> str:
-        return letter_text.content_sha256(title=self.title, body=self.body, legal_basis=self.legal_basis)
 
     def save(self, *args, **kwargs):
         if not self._state.adding:
@@ -147,3 +149,6 @@ class LetterVersion(models.Model):
 
     def delete(self, *args, **kwargs):
         raise LetterVersionImmutableError(f"Letter version {self.pk} cannot be deleted.")
+
+    def compute_content_sha256(self) -> str:
+        return letter_text.content_sha256(title=self.title, body=self.body, legal_basis=self.legal_basis)
