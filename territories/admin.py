@@ -65,9 +65,9 @@ class CaisseAdmin(admin.ModelAdmin):
     list_filter = ("kind", "address_verified", "department")
     list_select_related = ("department",)
     search_fields = ("name", "code", "city", "postal_code", "department__code", "department__name")
-    # Identity comes from seeds/caisses.csv and is restored by every load_territories run:
-    # correct it there. Organizers own the address and notes (see territories.services).
-    readonly_fields = ("code", "kind", "department", "name")
+    # Code, kind and department come from seeds/caisses.csv. Organizers own the address and
+    # notes, and the name once they correct it (see territories.services._caisse_changes).
+    readonly_fields = ("code", "kind", "department")
     fieldsets = (
         (None, {"fields": ("code", "kind", "department", "name")}),
         (_("Postal address"), {"fields": CAISSE_ADDRESS_FIELDS}),
@@ -76,6 +76,11 @@ class CaisseAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request):
         return False
+
+    def save_model(self, request, obj, form, change):
+        if "name" in form.changed_data:
+            obj.name_edited_by_organizer = True
+        super().save_model(request, obj, form, change)
 
 
 @admin.register(ReferencePopulation)

@@ -55,7 +55,16 @@ class Caisse(models.Model):
     code = models.SlugField(_("code"), max_length=80, unique=True)
     kind = models.CharField(_("kind"), max_length=4, choices=CaisseKind.choices)
     name = models.CharField(
-        _("name"), max_length=200, help_text=_("Loaded from seeds/caisses.csv: a correction goes there.")
+        _("name"),
+        max_length=200,
+        help_text=_(
+            "Loaded from seeds/caisses.csv until an organizer corrects it here; their correction is kept."
+        ),
+    )
+    # Several names in the reference are unverified: an organizer's correction must survive
+    # every load_territories run, while seed corrections still reach untouched rows.
+    name_edited_by_organizer = models.BooleanField(
+        _("name corrected by an organizer"), default=False, editable=False
     )
     # No published list of postal addresses was found: organizers fill and verify them.
     address_line1 = models.CharField(_("address line 1"), max_length=200, blank=True)

@@ -25,7 +25,7 @@ def _seed_changes(obj: models.Model, values: dict[str, Any]) -> dict[str, Any]:
 
 
 def _caisse_changes(obj: Caisse, values: dict[str, Any]) -> dict[str, Any]:
-    """Organizers own a caisse's address and notes once they exist.
+    """Organizers own a caisse's address and notes once they exist, and its name once corrected.
 
     A blank (None) address cell in the seed never clears what an organizer typed; a value the
     seed does give replaces theirs. Notes are only filled while empty: the seed's note records
@@ -34,6 +34,8 @@ def _caisse_changes(obj: Caisse, values: dict[str, Any]) -> dict[str, Any]:
     provided = {name: value for name, value in values.items() if value is not None}
     if obj.notes:
         provided.pop("notes")
+    if obj.name_edited_by_organizer:
+        provided.pop("name", None)
     return _seed_changes(obj, provided)
 
 

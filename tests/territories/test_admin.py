@@ -23,7 +23,7 @@ def test_caisse_changelist_filters_by_kind_with_french_labels(admin_client_fr):
     assert "4 caisses" in body
 
 
-def test_an_organizer_edits_a_caisse_address_but_not_its_name(admin_client_fr):
+def test_an_organizer_corrects_a_caisse_name_and_address(admin_client_fr):
     bayonne = Caisse.objects.get(code="cpam-64-bayonne")
     url = f"/admin/territories/caisse/{bayonne.pk}/change/"
 
@@ -42,12 +42,27 @@ def test_an_organizer_edits_a_caisse_address_but_not_its_name(admin_client_fr):
 
     assert response.status_code == 302
     bayonne.refresh_from_db()
-    assert (bayonne.name, bayonne.address_line1, bayonne.city) == (
-        "CPAM de Bayonne",
-        "1 rue de test",
-        "Bayonne",
-    )
+    assert (bayonne.name, bayonne.address_line1, bayonne.city) == ("Autre nom", "1 rue de test", "Bayonne")
     assert bayonne.address_verified is True
+    assert bayonne.name_edited_by_organizer is True
+
+
+def test_saving_a_caisse_without_renaming_it_keeps_the_name_seed_owned(admin_client_fr):
+    ain = Caisse.objects.get(department__code="01")
+    response = admin_client_fr.post(
+        f"/admin/territories/caisse/{ain.pk}/change/",
+        {
+            "name": ain.name,
+            "address_line1": "1 rue X",
+            "address_line2": "",
+            "postal_code": "01000",
+            "city": "Bourg",
+        },
+    )
+
+    assert response.status_code == 302
+    ain.refresh_from_db()
+    assert ain.name_edited_by_organizer is False
 
 
 def test_department_page_lists_its_caisses_and_populations(admin_client_fr):

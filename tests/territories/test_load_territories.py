@@ -68,6 +68,20 @@ def test_a_corrected_seed_updates_the_row_in_place(db, seeds_dir):
     )
 
 
+def test_a_caisse_name_corrected_by_an_organizer_survives_a_reload(db, seeds_dir):
+    run("load_territories", seeds_dir=seeds_dir)
+    Caisse.objects.filter(code="cpam-64-bayonne").update(
+        name="CPAM Pays basque", name_edited_by_organizer=True
+    )
+    seed_name = Caisse.objects.get(code="cpam-64-pau-pyrenees-bearn").name
+    replace_in(seeds_dir / "caisses.csv", f",{seed_name},", f",{seed_name} (corrigé),")
+
+    run("load_territories", seeds_dir=seeds_dir)
+
+    assert Caisse.objects.get(code="cpam-64-bayonne").name == "CPAM Pays basque"
+    assert Caisse.objects.get(code="cpam-64-pau-pyrenees-bearn").name == f"{seed_name} (corrigé)"
+
+
 def test_a_new_seed_row_is_created_next_to_the_others(db, seeds_dir):
     run("load_territories", seeds_dir=seeds_dir)
     with (seeds_dir / "reference_populations.csv").open("a", encoding="utf-8") as seed:
