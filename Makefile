@@ -27,6 +27,7 @@ run: $(VENV)/.installed
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py load_territories
 	$(PY) manage.py load_demo
+	$(PY) manage.py demo_pledges --campaign demo --top-up-to 3000 --seed 1
 	@echo "deconv: http://127.0.0.1:$(PORT)/  (health: http://127.0.0.1:$(PORT)/healthz)"
 	PATH=$(CURDIR)/$(VENV)/bin:$$PATH SITE_URL=$${SITE_URL:-http://127.0.0.1:$(PORT)} $(VENV)/bin/honcho --no-prefix -f deconv/Procfile -d . start -p $(PORT)
 
@@ -34,6 +35,7 @@ demo: $(VENV)/.installed
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py load_territories
 	$(PY) manage.py load_demo
+	$(PY) manage.py demo_pledges --campaign demo --count $${COUNT:-3000}
 
 test: $(VENV)/.installed
 	@set -e; eval "$$($(PY) tests/services.py)"; \

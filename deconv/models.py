@@ -42,3 +42,40 @@ class User(AbstractUser):
 
     def __str__(self):
         return self.email
+
+
+class AbuseEventKind(models.TextChoices):
+    RATE_LIMITED = "rate_limited", _("Rate limit reached")
+    HONEYPOT = "honeypot", _("Hidden trap field filled in")
+
+
+class RateLimitEvent(models.Model):
+    """A refused or suspicious request, for organizers watching for abuse.
+
+    Written by deconv.ratelimit at most once per client and time window, so a flood costs a
+    handful of rows. The address is truncated (a /24 or /48 network): enough to see that
+    requests come from one place, not enough to single out a person.
+    """
+
+    kind = models.CharField(
+        _("kind"), max_length=16, choices=AbuseEventKind.choices, default=AbuseEventKind.RATE_LIMITED
+    )
+    scope = models.CharField(_("scope"), max_length=64, help_text=_("The action or form concerned."))
+    ip = models.CharField(_("network"), max_length=49, blank=True, help_text=_("Truncated: /24 or /48."))
+    user = models.ForeignKey(
+        "deconv.User",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("account"),
+    )
+    created_at = models.DateTimeField(_("at"), auto_now_add=True, db_index=True)
+
+    class Meta:
+        verbose_name = _("abuse event")
+        verbose_name_plural = _("abuse events")
+        ordering = ["-created_at"]
+
+    def __str__(self):
+        return f"{self.kind} {self.scope} {self.ip}"

@@ -5,6 +5,7 @@ broker in ./var, local-memory cache, outgoing mail written to ./var/mail. Produc
 only by environment variables (see the README's configuration table).
 """
 
+import re
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -20,7 +21,7 @@ VAR_DIR = Path(envstr("DECONV_VAR_DIR", str(BASE_DIR / "var")))
 VAR_DIR.mkdir(parents=True, exist_ok=True)
 
 # The development key: deconv.checks refuses it when DEBUG is off.
-DEFAULT_SECRET_KEY = "dev-only-insecure-key-do-not-use-in-production"
+DEFAULT_SECRET_KEY = "dev-only-insecure-key-do-not-use-in-production"  # noqa: S105 (public on purpose)
 SECRET_KEY = envstr("SECRET_KEY", DEFAULT_SECRET_KEY)
 DEBUG = envbool("DEBUG", True)
 
@@ -114,7 +115,9 @@ if REDIS_URL:
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
-CELERY_BROKER_URL = envstr("CELERY_BROKER_URL", REDIS_URL or "filesystem://")
+CELERY_BROKER_URL = envstr(
+    "CELERY_BROKER_URL", REDIS_URL or "filesystem://localhost//"
+)  # a host name keeps kombu from warning
 CELERY_BROKER_DIR = VAR_DIR / "celery"
 if CELERY_BROKER_URL.startswith("filesystem://"):
     # kombu's filesystem transport: a broker that needs no server, for the embedded default.
@@ -184,6 +187,82 @@ ACCOUNT_CONFIRM_EMAIL_ON_GET = False
 ACCOUNT_EMAIL_SUBJECT_PREFIX = f"[{SITE_NAME}] "
 ACCOUNT_DEFAULT_HTTP_PROTOCOL = urlsplit(SITE_URL).scheme or "http"
 LOGIN_REDIRECT_URL = "/"
+# Renders mail in the request and sends it from a worker; strict `next`; abuse events.
+ACCOUNT_ADAPTER = "deconv.adapters.AccountAdapter"
+# The signup form with a honeypot field (allauth's own honeypot uses an inline style, which our
+# Content-Security-Policy forbids).
+ACCOUNT_FORMS = {"signup": "deconv.forms.SignupForm"}
+# Signing up with a known address shows the same "check your email" page and mails the owner;
+# a password reset or a login code for an unknown address looks the same as for a known one.
+ACCOUNT_PREVENT_ENUMERATION = True
+ACCOUNT_EMAIL_UNKNOWN_ACCOUNTS = True
+# Confirmation links are signed (no key stored) and expire after three days.
+ACCOUNT_EMAIL_CONFIRMATION_HMAC = True
+ACCOUNT_EMAIL_CONFIRMATION_EXPIRE_DAYS = 3
+# Confirming logs in, but only in the browser that signed up (allauth keeps the pending login in
+# the session): a leaked link alone never opens a session.
+ACCOUNT_LOGIN_ON_EMAIL_CONFIRMATION = True
+# Sign-in codes: hospital mail relays can take minutes, hence 10 minutes rather than allauth's 3.
+ACCOUNT_LOGIN_BY_CODE_TIMEOUT = 10 * 60
+ACCOUNT_LOGIN_BY_CODE_MAX_ATTEMPTS = 3
+# Password reset by link: the link works once (Django's token changes with the password) and for
+# an hour; allauth moves the key out of the URL into the session before showing the form, so it
+# never leaks through Referer; and resetting does not log in: whoever holds the link must still
+# sign in with the new password.
+ACCOUNT_PASSWORD_RESET_BY_CODE_ENABLED = False
+PASSWORD_RESET_TIMEOUT = 60 * 60
+ACCOUNT_LOGIN_ON_PASSWORD_RESET = False
+
+# --- Abuse protection -----------------------------------------------------------------------
+# How many X-Forwarded-For hops to trust (the reverse proxies in front of deconv). 0: use
+# REMOTE_ADDR. Too high a value lets clients choose their address and escape every limit.
+TRUSTED_PROXY_COUNT = envint("TRUSTED_PROXY_COUNT", 0, minimum=0)
+ALLAUTH_TRUSTED_PROXY_COUNT = TRUSTED_PROXY_COUNT
+# Refused requests and honeypot hits are kept this long for organizers, then purged daily
+# by the deconv.abuse_events_purge task.
+ABUSE_EVENT_RETENTION_DAYS = envint("ABUSE_EVENT_RETENTION_DAYS", 90, minimum=1)
+# allauth's limits ("amount/period/per", period in s, m, h or d; per ip, user or key, the key
+# being the email address). Per-IP limits stay generous: a hospital puts hundreds of physicians
+# behind one address.
+ACCOUNT_RATE_LIMITS = {
+    "login": "30/m/ip",
+    "login_failed": "10/m/ip,5/5m/key",
+    "signup": "20/m/ip,200/h/ip",
+    # Re-sending a confirmation email to one address.
+    "confirm_email": "1/3m/key",
+    "reset_password": "20/m/ip,5/h/key",
+    "reset_password_from_key": "20/m/ip",
+    "request_login_code": "20/m/ip,3/m/key,10/h/key",
+    "change_password": "5/m/user",
+    "manage_email": "10/m/user",
+    "reauthenticate": "10/m/user",
+}
+
+
+def _rate(name: str, default: str) -> str:
+    """A rate such as "10/m" or "100/15m" from the environment variable `name`."""
+    value = envstr(name, default).strip()
+    if not re.fullmatch(r"[0-9]+/[0-9]*[smhd]", value):
+        raise ConfigurationError(f"{name}={value!r} is not a rate (use amount/period, e.g. 10/m or 5/h)")
+    return value
+
+
+# Our own views' limits, read by deconv.ratelimit.rate_limited at each request: operators tune
+# them here (or through the environment) without touching the views.
+RATE_LIMITS = {
+    "pledge": {
+        "per_ip": _rate("RATE_LIMIT_PLEDGE_PER_IP", "10/m"),
+        "per_user": _rate("RATE_LIMIT_PLEDGE_PER_USER", "5/h"),
+    },
+    "confirmation": {
+        "per_ip": _rate("RATE_LIMIT_CONFIRMATION_PER_IP", "20/m"),
+        "per_user": _rate("RATE_LIMIT_CONFIRMATION_PER_USER", "10/h"),
+    },
+    "withdrawal": {
+        "per_ip": _rate("RATE_LIMIT_WITHDRAWAL_PER_IP", "10/m"),
+        "per_user": _rate("RATE_LIMIT_WITHDRAWAL_PER_USER", "5/h"),
+    },
+}
 
 # --- Internationalisation -----------------------------------------------------------------
 LANGUAGE_CODE = "fr"

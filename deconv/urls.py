@@ -1,11 +1,20 @@
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import include, path, re_path
 
-from deconv import views
+from deconv import account_views, views
+
+# allauth renders its refusals through ROOT_URLCONF.handler429: our page, Retry-After, an event.
+handler429 = "deconv.ratelimit.handler429"
 
 urlpatterns = [
     path("healthz", views.healthz, name="healthz"),
     path("i18n/", include("django.conf.urls.i18n")),
+    # Before allauth's own route (same pattern and name): an idempotent confirmation page.
+    re_path(
+        r"^accounts/confirm-email/(?P<key>[-:\w]+)/$",
+        account_views.email_confirm,
+        name="account_confirm_email",
+    ),
     path("accounts/", include("allauth.urls")),
     path("admin/", admin.site.urls),
     path("", include("pledges.urls")),

@@ -1,11 +1,14 @@
 from django import forms
 from django.contrib import admin, messages
+from django.core.cache import cache
 from django.db.models import Max
+from django.utils import formats, timezone
 from django.utils.translation import gettext_lazy as _
 
 from pledges import letter_text
+from pledges.counting import COUNTER_STATE_PK, LAST_RECONCILIATION_CACHE_KEY
 from pledges.enums import PracticeMode, Profession, Specialty
-from pledges.models import Campaign, LetterVersion
+from pledges.models import Campaign, CounterState, LetterVersion, TerritoryCount
 from pledges.services import letter_version_create
 
 
@@ -161,6 +164,80 @@ class LetterVersionAdmin(admin.ModelAdmin):
         "created_by",
         "content_sha256",
     )
+    readonly_fields = fields
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(CounterState)
+class CounterStateAdmin(admin.ModelAdmin):
+    """The counting job's settings: organizers tune the interval and lag; the rest is its record."""
+
+    list_display = (
+        "__str__",
+        "interval_seconds",
+        "lag_seconds",
+        "last_run_at",
+        "last_run_events",
+        "last_run_ms",
+    )
+    fields = (
+        "interval_seconds",
+        "lag_seconds",
+        "counted_until",
+        "last_run_at",
+        "last_run_events",
+        "last_run_ms",
+        "last_reconciliation",
+    )
+    readonly_fields = (
+        "counted_until",
+        "last_run_at",
+        "last_run_events",
+        "last_run_ms",
+        "last_reconciliation",
+    )
+
+    def has_add_permission(self, request):
+        # One row (pk=1); the first counting run creates it, the admin only before that.
+        return not CounterState.objects.filter(pk=COUNTER_STATE_PK).exists()
+
+    def has_delete_permission(self, request, obj=None):
+        # Deleting the bookmark would count every event again.
+        return False
+
+    def save_model(self, request, obj, form, change):
+        obj.pk = COUNTER_STATE_PK
+        super().save_model(request, obj, form, change)
+
+    @admin.display(description=_("last reconciliation"))
+    def last_reconciliation(self, obj):
+        last = cache.get(LAST_RECONCILIATION_CACHE_KEY)
+        if last is None:
+            return _("Not recorded in this cache: see the worker's log.")
+        return _("%(when)s: %(drifts)s counts repaired") % {
+            "when": formats.localize(timezone.localtime(last["at"])),
+            "drifts": last["drifts"],
+        }
+
+
+@admin.register(TerritoryCount)
+class TerritoryCountAdmin(admin.ModelAdmin):
+    """View only: counts are written by the counting job and repaired by the reconciliation."""
+
+    list_display = ("campaign", "level", "code", "pledges", "updated_at")
+    list_filter = ("campaign", "level")
+    list_select_related = ("campaign",)
+    search_fields = ("code",)
+    ordering = ("campaign", "level", "code")
+    fields = list_display
     readonly_fields = fields
 
     def has_add_permission(self, request):

@@ -11,7 +11,9 @@ DELTAS = {
 }
 
 
-def pledge_event_record(*, pledge: Pledge, kind: PledgeEventKind, department_id: int | None = None) -> PledgeEvent:
+def pledge_event_record(
+    *, pledge: Pledge, kind: PledgeEventKind, department_id: int | None = None
+) -> PledgeEvent:
     """Append one event; call it inside the transaction that changes the pledge.
 
     `department_id` overrides the pledge's department, for the -1 on the old department when a

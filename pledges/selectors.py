@@ -1,9 +1,13 @@
+from collections.abc import Iterable
+
 from django.db.models import F, Q, QuerySet
 from django.http import Http404
 from django.utils import timezone
 
-from pledges.enums import CampaignStatus
-from pledges.models import Campaign
+from pledges.counting import COUNTER_STATE_PK, NATION_CODE
+from pledges.enums import CampaignStatus, TerritoryLevel
+from pledges.models import Campaign, CounterState, TerritoryCount
+from territories.models import Department
 
 
 def campaign_list_open() -> QuerySet[Campaign]:
@@ -19,9 +23,108 @@ def campaign_list_open() -> QuerySet[Campaign]:
     )
 
 
+def campaign_list_public() -> QuerySet[Campaign]:
+    """Every campaign anyone may see (all statuses but draft), by title."""
+    return Campaign.objects.exclude(status=CampaignStatus.DRAFT).order_by("title", "pk")
+
+
 def campaign_get_public(*, slug: str) -> Campaign:
     """A campaign anyone may see: every status but draft. Raises Http404 otherwise."""
     campaign = Campaign.objects.exclude(status=CampaignStatus.DRAFT).filter(slug=slug).first()
     if campaign is None:
         raise Http404("No such campaign")
     return campaign
+
+
+# --- Public counts --------------------------------------------------------------------------
+# Counts of 1 to 4 in a territory are never published (as the CNAM's "NS"): with so few
+# signers, a colleague could guess who signed. 0 reveals no one and is shown.
+SMALL_COUNT_THRESHOLD = 5
+NATION_NAME = "France"
+
+
+def public_count(value: int) -> int | None:
+    """The count as published: None (suppressed) from 1 to SMALL_COUNT_THRESHOLD - 1."""
+    if 0 < value < SMALL_COUNT_THRESHOLD:
+        return None
+    return value
+
+
+def _territory_entry(*, code: str, name: str, level: str, value: int) -> dict:
+    shown = public_count(value)
+    return {"code": code, "name": name, "level": level, "pledges": shown, "suppressed": shown is None}
+
+
+def counter_state_public() -> dict:
+    """When counts were last brought up to date (None before the first run) and how often they are."""
+    state = (
+        CounterState.objects.filter(pk=COUNTER_STATE_PK).values("counted_until", "interval_seconds").first()
+    )
+    if state is None:
+        return {
+            "updated_at": None,
+            "interval_seconds": CounterState._meta.get_field("interval_seconds").default,
+        }
+    return {"updated_at": state["counted_until"], "interval_seconds": state["interval_seconds"]}
+
+
+def campaign_national_counts(*, campaign_ids: Iterable[int]) -> dict[int, dict]:
+    """Campaign id -> {"pledges": int | None, "suppressed": bool} for the nation, in one query."""
+    ids = list(campaign_ids)
+    values = dict(
+        TerritoryCount.objects.filter(
+            campaign_id__in=ids, level=TerritoryLevel.NATION, code=NATION_CODE
+        ).values_list("campaign_id", "pledges")
+    )
+    result = {}
+    for campaign_id in ids:
+        shown = public_count(values.get(campaign_id, 0))
+        result[campaign_id] = {"pledges": shown, "suppressed": shown is None}
+    return result
+
+
+def campaign_public_counts(*, campaign: Campaign) -> dict:
+    """Published counts of a campaign for the nation, every region and every department, in 3 queries.
+
+    Departments come in official order (position), regions in INSEE code order; every territory is
+    listed, 0 when nobody signed there. Each entry is {"code", "name", "level", "pledges" (None
+    when suppressed), "suppressed"}. `updated_at` is the moment counts include events up to.
+    """
+    counted = {
+        (level, code): pledges
+        for level, code, pledges in TerritoryCount.objects.filter(campaign=campaign).values_list(
+            "level", "code", "pledges"
+        )
+    }
+    departments = list(Department.objects.select_related("region").order_by("position"))
+    state = counter_state_public()
+
+    regions = {department.region.code: department.region for department in departments}
+    return {
+        "nation": _territory_entry(
+            code=NATION_CODE,
+            name=NATION_NAME,
+            level=TerritoryLevel.NATION.value,
+            value=counted.get((TerritoryLevel.NATION, NATION_CODE), 0),
+        ),
+        "regions": [
+            _territory_entry(
+                code=code,
+                name=regions[code].name,
+                level=TerritoryLevel.REGION.value,
+                value=counted.get((TerritoryLevel.REGION, code), 0),
+            )
+            for code in sorted(regions)
+        ],
+        "departments": [
+            _territory_entry(
+                code=department.code,
+                name=department.name,
+                level=TerritoryLevel.DEPARTMENT.value,
+                value=counted.get((TerritoryLevel.DEPARTMENT, department.code), 0),
+            )
+            for department in departments
+        ],
+        "updated_at": state["updated_at"],
+        "interval_seconds": state["interval_seconds"],
+    }

@@ -1,11 +1,45 @@
+import ipaddress
+import uuid
+from dataclasses import dataclass
 from datetime import datetime
 
+from allauth.account.models import EmailAddress
 from django.contrib.auth.base_user import AbstractBaseUser
-from django.db import transaction
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.db.models import Count, Q
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
+from deconv.models import RateLimitEvent
 from pledges import letter_text
-from pledges.enums import CampaignStatus, ReferencePopulationKind
-from pledges.models import Campaign, LetterVersion, default_practice_modes, default_professions
+from pledges.emails import (
+    account_deleted_queue,
+    pledge_already_signed_queue,
+    pledge_received_queue,
+    pledge_withdrawn_queue,
+)
+from pledges.enums import (
+    COUNTED_STATUSES,
+    LIVE_STATUSES,
+    CampaignStatus,
+    PledgeEventKind,
+    PledgeStatus,
+    PracticeMode,
+    ReferencePopulationKind,
+)
+from pledges.events import pledge_event_record, pledge_move_record
+from pledges.models import (
+    Campaign,
+    LetterVersion,
+    Pledge,
+    RppsClaim,
+    default_practice_modes,
+    default_professions,
+)
+from pledges.rpps import rpps_is_valid, rpps_normalize
+from territories.models import Caisse, Department
+from territories.postal import postal_code_matches_department
 
 
 @transaction.atomic
@@ -109,3 +143,354 @@ def letter_version_create(
     version.full_clean(validate_unique=False, validate_constraints=False)
     version.save()
     return version
+
+
+# --- Signing: a physician's own pledge ---------------------------------------------------------
+
+# Blanked on withdrawal and erasure. The row keeps what counts and the ledger need: status,
+# campaign, letter version, department, caisse, professional categories and dates.
+PLEDGE_PERSONAL_BLANKS = {
+    "rpps": "",
+    "last_name": "",
+    "first_name": "",
+    "practice_address": "",
+    "postal_code": "",
+    "city": "",
+    "patient_list_size": None,
+    "signed_ip": None,
+    "signed_user_agent": "",
+}
+# The fields pledge_create and pledge_update take from `data` (pledges.forms.PledgeForm fills them).
+PLEDGE_EDITABLE_FIELDS = (
+    "last_name",
+    "first_name",
+    "specialty",
+    "practice_mode",
+    "sector",
+    "department",
+    "caisse",
+    "practice_address",
+    "postal_code",
+    "city",
+    "patient_list_size",
+)
+USER_AGENT_MAX_LENGTH = 300
+
+
+@dataclass(frozen=True)
+class PledgeCreateResult:
+    """`created` is False for a duplicate; the submitter must be shown the same page either way."""
+
+    created: bool
+    pledge: Pledge | None
+
+
+class _Duplicate(Exception):
+    def __init__(self, owner_id: int | None):
+        super().__init__("duplicate pledge")
+        self.owner_id = owner_id
+
+
+def pledge_campaign_check_open(*, campaign: Campaign) -> None:
+    """Raise ValidationError unless the campaign accepts signatures and changes right now."""
+    if campaign.status == CampaignStatus.PAUSED:
+        raise ValidationError(
+            _(
+                "Signing is paused for this campaign: nothing was recorded. The campaign pages stay "
+                "available; please come back later."
+            ),
+            code="campaign_paused",
+        )
+    if not campaign.is_open_for_signing:
+        raise ValidationError(_("This campaign is not accepting signatures."), code="campaign_not_open")
+
+
+def _caisse_resolve(*, department: Department, caisse: Caisse | None) -> Caisse | None:
+    caisses = list(Caisse.objects.filter(department=department))
+    if caisse is not None:
+        if caisse.department_id != department.pk:
+            raise ValidationError(
+                {
+                    "caisse": _("%(caisse)s is not a caisse of %(department)s.")
+                    % {"caisse": caisse.name, "department": department}
+                }
+            )
+        return caisse
+    if len(caisses) > 1:
+        raise ValidationError({"caisse": _("Your department has several caisses: choose yours.")})
+    return caisses[0] if caisses else None
+
+
+def _pledge_values(*, campaign: Campaign, data: dict) -> dict:
+    """The editable values of `data`, checked against the campaign's eligibility rules."""
+    values = {name: data.get(name) for name in PLEDGE_EDITABLE_FIELDS}
+    for name in ("last_name", "first_name", "practice_address", "postal_code", "city"):
+        values[name] = (values[name] or "").strip()
+    if campaign.eligible_specialties and values["specialty"] not in campaign.eligible_specialties:
+        raise ValidationError({"specialty": _("This campaign is not open to your specialty.")})
+    if values["practice_mode"] not in (campaign.eligible_practice_modes or PracticeMode.values):
+        raise ValidationError({"practice_mode": _("This campaign is not open to your mode of practice.")})
+    department = values["department"]
+    if not isinstance(department, Department):
+        raise ValidationError({"department": _("Choose your department from the list.")})
+    if not postal_code_matches_department(values["postal_code"], department.code):
+        raise ValidationError({"postal_code": _("The postal code is not in the department of practice.")})
+    values["caisse"] = _caisse_resolve(department=department, caisse=values["caisse"])
+    return values
+
+
+def _ip_or_none(ip: str | None) -> str | None:
+    try:
+        return str(ipaddress.ip_address((ip or "").strip()))
+    except ValueError:
+        return None
+
+
+def _pledge_conflict_owner(*, campaign: Campaign, user, rpps: str) -> tuple[bool, int | None]:
+    """(True, owner id) when this account or this RPPS already holds a live pledge or a claim.
+
+    The owner id is None for a paper pledge entered without an account. Raises ValidationError
+    when the account is linked to a different RPPS: that is the submitter's own data, no leak.
+    """
+    live = Pledge.objects.filter(campaign=campaign, status__in=LIVE_STATUSES)
+    if live.filter(user=user).exists():
+        return True, user.pk
+    holder = live.filter(rpps=rpps).values("user_id").first()
+    if holder is not None:
+        return True, holder["user_id"]
+    for claim in RppsClaim.objects.filter(Q(rpps=rpps) | Q(user=user)):
+        if claim.rpps == rpps and claim.user_id != user.pk:
+            return True, claim.user_id
+        if claim.user_id == user.pk and claim.rpps != rpps:
+            raise ValidationError(
+                {
+                    "rpps": _(
+                        "Your account is already linked to another RPPS number, used in another campaign. "
+                        "One account holds one RPPS number: check the number you typed."
+                    )
+                },
+                code="rpps_other_claim",
+            )
+    return False, None
+
+
+def pledge_create(
+    *, campaign: Campaign, user, data: dict, ip: str | None, user_agent: str
+) -> PledgeCreateResult:
+    """Sign `campaign` for the verified account `user` with the values in `data`.
+
+    Raises ValidationError when the campaign is not open (paused: the kill switch), the physician
+    is not eligible, the RPPS is invalid, or the account is linked to another RPPS.
+
+    Side effects, in one transaction:
+    - created: an RppsClaim (RPPS -> this account) unless the account already holds it; the
+      Pledge (active, current letter version, consents dated now, IP and browser); a +1
+      PledgeEvent; after commit, a "pledge received" email to the signer.
+    - duplicate (this account already has a live pledge here, or the RPPS belongs to another
+      account or to a live pledge): nothing is written; after commit, an "already signed" email
+      to the owner of the existing pledge or claim, never to the submitter.
+    Concurrent submissions are settled by the unique constraints (RPPS claim, one live pledge per
+    RPPS and per account): the loser's IntegrityError becomes a duplicate.
+    """
+    pledge_campaign_check_open(campaign=campaign)
+    version = campaign.current_letter_version
+    if version is None:
+        raise ValidationError(_("This campaign has no letter to sign yet."), code="no_letter")
+    rpps = rpps_normalize(str(data.get("rpps") or ""))
+    if not rpps_is_valid(rpps):
+        raise ValidationError({"rpps": _("This RPPS number is not valid.")})
+    values = _pledge_values(campaign=campaign, data=data)
+    now = timezone.now()
+    try:
+        try:
+            with transaction.atomic():
+                conflict, owner_id = _pledge_conflict_owner(campaign=campaign, user=user, rpps=rpps)
+                if conflict:
+                    raise _Duplicate(owner_id)
+                if not RppsClaim.objects.filter(rpps=rpps, user=user).exists():
+                    RppsClaim.objects.create(rpps=rpps, user=user)
+                pledge = Pledge(
+                    campaign=campaign,
+                    letter_version=version,
+                    user=user,
+                    status=PledgeStatus.ACTIVE,
+                    rpps=rpps,
+                    consented_pledge_at=now,
+                    consented_data_at=now,
+                    signed_ip=_ip_or_none(ip),
+                    signed_user_agent=(user_agent or "")[:USER_AGENT_MAX_LENGTH],
+                    **values,
+                )
+                pledge.full_clean(validate_unique=False, validate_constraints=False)
+                pledge.save(force_insert=True)
+                pledge_event_record(pledge=pledge, kind=PledgeEventKind.PLEDGED)
+                pledge_received_queue(pledge=pledge)
+        except IntegrityError:
+            # A concurrent submission won the race; its row is committed, so we can see who owns it.
+            conflict, owner_id = _pledge_conflict_owner(campaign=campaign, user=user, rpps=rpps)
+            if not conflict:
+                raise
+            raise _Duplicate(owner_id) from None
+    except _Duplicate as duplicate:
+        if duplicate.owner_id is not None:
+            pledge_already_signed_queue(owner_id=duplicate.owner_id, campaign=campaign)
+        return PledgeCreateResult(created=False, pledge=None)
+    return PledgeCreateResult(created=True, pledge=pledge)
+
+
+def pledge_update(*, pledge: Pledge, data: dict) -> Pledge:
+    """Correct an active pledge's details (not its RPPS, letter version nor consents).
+
+    Raises ValidationError when the pledge is no longer active (once anything is released it is
+    frozen), the campaign does not accept changes (paused or closed), or the values are not
+    eligible. Side effects: the pledge row is updated; when its department changes, a move is
+    recorded (-1 on the old department, +1 on the new one) in the same transaction.
+    """
+    with transaction.atomic():
+        locked = Pledge.objects.select_for_update().select_related("campaign").get(pk=pledge.pk)
+        if locked.status != PledgeStatus.ACTIVE:
+            raise ValidationError(_("This pledge can no longer be changed."), code="pledge_not_active")
+        pledge_campaign_check_open(campaign=locked.campaign)
+        values = _pledge_values(campaign=locked.campaign, data=data)
+        old_department_id = locked.department_id
+        for name, value in values.items():
+            setattr(locked, name, value)
+        locked.full_clean(validate_unique=False, validate_constraints=False)
+        locked.save()
+        if locked.department_id != old_department_id and locked.status in COUNTED_STATUSES:
+            pledge_move_record(pledge=locked, old_department_id=old_department_id)
+    return locked
+
+
+def _rpps_claim_release_if_unused(*, user_id: int | None) -> None:
+    """A claim lives as long as one of the account's pledges is live, in any campaign."""
+    if user_id is None:
+        return
+    if not Pledge.objects.filter(user_id=user_id, status__in=LIVE_STATUSES).exists():
+        RppsClaim.objects.filter(user_id=user_id).delete()
+
+
+def _pledge_withdraw_locked(*, pledge: Pledge) -> bool:
+    """Withdraw a row locked by the caller; False when it was already withdrawn."""
+    if pledge.status == PledgeStatus.WITHDRAWN:
+        return False
+    was_counted = pledge.status in COUNTED_STATUSES
+    pledge.status = PledgeStatus.WITHDRAWN
+    pledge.withdrawn_at = timezone.now()
+    for name, blank in PLEDGE_PERSONAL_BLANKS.items():
+        setattr(pledge, name, blank)
+    pledge.save()
+    if was_counted:
+        pledge_event_record(pledge=pledge, kind=PledgeEventKind.WITHDRAWN)
+    _rpps_claim_release_if_unused(user_id=pledge.user_id)
+    return True
+
+
+def pledge_withdraw(*, pledge: Pledge) -> Pledge:
+    """Withdraw a pledge; harmless on one already withdrawn. Always allowed, even when paused.
+
+    Side effects, in one transaction: status withdrawn and withdrawn_at set; every personal
+    field blanked (RPPS, names, address, postal code, city, patient list, IP, browser); a -1
+    PledgeEvent if the pledge was counted; the account's RppsClaim deleted if it has no other
+    live pledge; after commit, a "withdrawal confirmed" email, the last one about this pledge
+    (the other email tasks skip pledges that are not live).
+    """
+    with transaction.atomic():
+        locked = Pledge.objects.select_for_update().get(pk=pledge.pk)
+        if _pledge_withdraw_locked(pledge=locked):
+            pledge_withdrawn_queue(pledge=locked)
+    return locked
+
+
+def _iso(value) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def account_data_export(*, user) -> dict:
+    """Everything the platform holds about `user`, JSON-serialisable (GDPR art. 15 and 20)."""
+    claim = RppsClaim.objects.filter(user=user).first()
+    pledges = (
+        Pledge.objects.filter(user=user)
+        .select_related("campaign", "letter_version", "department", "caisse")
+        .annotate(events_count=Count("events"))
+        .order_by("created_at", "pk")
+    )
+    return {
+        "generated_at": _iso(timezone.now()),
+        "account": {
+            "email": user.email,
+            "date_joined": _iso(user.date_joined),
+            "last_login": _iso(user.last_login),
+            "email_addresses": [
+                {"email": address.email, "verified": address.verified, "primary": address.primary}
+                for address in EmailAddress.objects.filter(user=user).order_by("pk")
+            ],
+        },
+        "rpps_claim": {"rpps": claim.rpps, "created_at": _iso(claim.created_at)} if claim else None,
+        "pledges": [_pledge_export(pledge) for pledge in pledges],
+        # Refused or suspicious requests recorded against the account (deconv.ratelimit).
+        "abuse_events": [
+            {"kind": kind, "scope": scope, "network": ip, "at": _iso(created_at)}
+            for kind, scope, ip, created_at in RateLimitEvent.objects.filter(user=user)
+            .order_by("created_at")
+            .values_list("kind", "scope", "ip", "created_at")
+        ],
+    }
+
+
+def _pledge_export(pledge: Pledge) -> dict:
+    return {
+        "id": pledge.pk,
+        "campaign": {"slug": pledge.campaign.slug, "title": pledge.campaign.title},
+        "letter_version": {
+            "number": pledge.letter_version.number,
+            "title": pledge.letter_version.title,
+            "content_sha256": pledge.letter_version.content_sha256,
+        },
+        "status": pledge.status,
+        "source": pledge.source,
+        "rpps": pledge.rpps,
+        "last_name": pledge.last_name,
+        "first_name": pledge.first_name,
+        "specialty": pledge.specialty,
+        "practice_mode": pledge.practice_mode,
+        "sector": pledge.sector,
+        "department": {"code": pledge.department.code, "name": pledge.department.name},
+        "caisse": {"code": pledge.caisse.code, "name": pledge.caisse.name} if pledge.caisse else None,
+        "practice_address": pledge.practice_address,
+        "postal_code": pledge.postal_code,
+        "city": pledge.city,
+        "patient_list_size": pledge.patient_list_size,
+        "consented_pledge_at": _iso(pledge.consented_pledge_at),
+        "consented_data_at": _iso(pledge.consented_data_at),
+        "signed_ip": pledge.signed_ip,
+        "signed_user_agent": pledge.signed_user_agent,
+        "created_at": _iso(pledge.created_at),
+        "updated_at": _iso(pledge.updated_at),
+        "withdrawn_at": _iso(pledge.withdrawn_at),
+        "invalidated_at": _iso(pledge.invalidated_at),
+        "invalidation_reason": pledge.invalidation_reason,
+        "events_count": pledge.events_count,
+    }
+
+
+def account_erase(*, user) -> None:
+    """Delete an account and every personal datum attached to it (GDPR art. 17).
+
+    Side effects, in one transaction: every pledge of the account not yet withdrawn is withdrawn
+    as by pledge_withdraw (personal fields blanked, -1 events for counted ones: counts adjust),
+    without one email each; the RppsClaim, the allauth EmailAddress rows and the user are deleted
+    (pledge rows keep no link: user is SET_NULL). A "data deleted" email is rendered now, while
+    the address is known, and sent after commit.
+    """
+    with transaction.atomic():
+        pledges = list(Pledge.objects.select_for_update().select_related("campaign").filter(user=user))
+        withdrawn_titles = [
+            pledge.campaign.title for pledge in pledges if _pledge_withdraw_locked(pledge=pledge)
+        ]
+        account_deleted_queue(
+            email_address=user.email, withdrawn_campaigns=withdrawn_titles, request_id=uuid.uuid4().hex
+        )
+        RppsClaim.objects.filter(user=user).delete()
+        EmailAddress.objects.filter(user=user).delete()
+        user.delete()

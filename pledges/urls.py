@@ -12,7 +12,11 @@ urlpatterns = [
     path("campaigns/<slug:slug>/my-pledge/", signing.pledge_mine, name="pledge_mine"),
     path("campaigns/<slug:slug>/my-pledge/edit/", signing.pledge_edit, name="pledge_edit"),
     path("campaigns/<slug:slug>/my-pledge/withdraw/", signing.pledge_withdraw, name="pledge_withdraw"),
-    path("campaigns/<slug:slug>/my-pledge/letter.pdf", signing.pledge_letter_preview, name="pledge_letter_preview"),
+    path(
+        "campaigns/<slug:slug>/my-pledge/letter.pdf",
+        signing.pledge_letter_preview,
+        name="pledge_letter_preview",
+    ),
     path("me/", signing.account_overview, name="account_overview"),
     path("me/data.json", signing.account_data_export, name="account_data_export"),
     path("me/delete/", signing.account_delete, name="account_delete"),

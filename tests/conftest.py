@@ -36,8 +36,11 @@ def pytest_collection_modifyitems(config, items):
 def _clear_cache():
     from django.core.cache import cache
 
+    from pledges.views.api import local_answers_clear
+
     yield
     cache.clear()
+    local_answers_clear()
 
 
 @pytest.fixture(autouse=True)

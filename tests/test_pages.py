@@ -184,9 +184,7 @@ def test_campaign_page_explains_the_pledge_and_shows_the_letter(client):
     assert_site_layout(response, lang="fr")
     body = text(response)
     assert "<h1>Déconventionnement Gironde 2025</h1>" in body
-    assert (
-        'href="/accounts/signup/?next=/campaigns/gironde-2025/">Je signe la lettre d\'intention</a>' in body
-    )
+    assert 'href="/campaigns/gironde-2025/sign/">Je signe la lettre d\'intention</a>' in body
     # Conditional, escrowed, and the consequences of DOMAIN.md section 2.
     assert "Rien ne se passe tant que suffisamment de médecins libéraux de votre département" in body
     assert "Aucune lettre n'est envoyée sans l'accord de son auteur" in body

@@ -23,7 +23,11 @@ class PledgeEvent(models.Model):
         "territories.Department", on_delete=models.PROTECT, related_name="+", verbose_name=_("department")
     )
     pledge = models.ForeignKey(
-        "pledges.Pledge", on_delete=models.SET_NULL, null=True, related_name="events", verbose_name=_("pledge")
+        "pledges.Pledge",
+        on_delete=models.SET_NULL,
+        null=True,
+        related_name="events",
+        verbose_name=_("pledge"),
     )
     kind = models.CharField(_("kind"), max_length=16, choices=PledgeEventKind.choices)
     delta = models.SmallIntegerField(_("change in count"))
@@ -46,7 +50,10 @@ class TerritoryCount(models.Model):
     """The published count of a campaign in one territory, as of the last counting run."""
 
     campaign = models.ForeignKey(
-        "pledges.Campaign", on_delete=models.CASCADE, related_name="territory_counts", verbose_name=_("campaign")
+        "pledges.Campaign",
+        on_delete=models.CASCADE,
+        related_name="territory_counts",
+        verbose_name=_("campaign"),
     )
     level = models.CharField(_("level"), max_length=16, choices=TerritoryLevel.choices)
     # Department or region code; "FR" for the nation.
@@ -58,7 +65,9 @@ class TerritoryCount(models.Model):
         verbose_name = _("territory count")
         verbose_name_plural = _("territory counts")
         constraints = [
-            models.UniqueConstraint(fields=["campaign", "level", "code"], name="pledges_territorycount_unique"),
+            models.UniqueConstraint(
+                fields=["campaign", "level", "code"], name="pledges_territorycount_unique"
+            ),
         ]
 
     def __str__(self):

@@ -17,7 +17,10 @@ class Pledge(models.Model):
         "pledges.Campaign", on_delete=models.PROTECT, related_name="pledges", verbose_name=_("campaign")
     )
     letter_version = models.ForeignKey(
-        "pledges.LetterVersion", on_delete=models.PROTECT, related_name="pledges", verbose_name=_("letter version")
+        "pledges.LetterVersion",
+        on_delete=models.PROTECT,
+        related_name="pledges",
+        verbose_name=_("letter version"),
     )
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL,
@@ -27,17 +30,28 @@ class Pledge(models.Model):
         related_name="pledges",
         verbose_name=_("account"),
     )
-    status = models.CharField(_("status"), max_length=16, choices=PledgeStatus.choices, default=PledgeStatus.ACTIVE)
-    source = models.CharField(_("source"), max_length=8, choices=PledgeSource.choices, default=PledgeSource.ONLINE)
+    status = models.CharField(
+        _("status"), max_length=16, choices=PledgeStatus.choices, default=PledgeStatus.ACTIVE
+    )
+    source = models.CharField(
+        _("source"), max_length=8, choices=PledgeSource.choices, default=PledgeSource.ONLINE
+    )
 
     rpps = models.CharField(_("RPPS number"), max_length=11, blank=True)
     last_name = models.CharField(_("last name"), max_length=100, blank=True)
     first_name = models.CharField(_("first name"), max_length=100, blank=True)
     specialty = models.CharField(_("specialty"), max_length=32, choices=Specialty.choices, blank=True)
-    practice_mode = models.CharField(_("mode of practice"), max_length=16, choices=PracticeMode.choices, blank=True)
-    sector = models.CharField(_("convention sector"), max_length=16, choices=ConventionSector.choices, blank=True)
+    practice_mode = models.CharField(
+        _("mode of practice"), max_length=16, choices=PracticeMode.choices, blank=True
+    )
+    sector = models.CharField(
+        _("convention sector"), max_length=16, choices=ConventionSector.choices, blank=True
+    )
     department = models.ForeignKey(
-        "territories.Department", on_delete=models.PROTECT, related_name="+", verbose_name=_("department of practice")
+        "territories.Department",
+        on_delete=models.PROTECT,
+        related_name="+",
+        verbose_name=_("department of practice"),
     )
     caisse = models.ForeignKey(
         "territories.Caisse",
@@ -81,7 +95,9 @@ class Pledge(models.Model):
                 condition=Q(status__in=LIVE_STATUSES),
                 name="pledges_pledge_one_live_per_user",
             ),
-            models.CheckConstraint(condition=Q(status__in=PledgeStatus.values), name="pledges_pledge_status_valid"),
+            models.CheckConstraint(
+                condition=Q(status__in=PledgeStatus.values), name="pledges_pledge_status_valid"
+            ),
         ]
         indexes = [
             models.Index(fields=["campaign", "status", "department"], name="pledges_pledge_counting"),
@@ -97,7 +113,10 @@ class RppsClaim(models.Model):
 
     rpps = models.CharField(_("RPPS number"), max_length=11, unique=True)
     user = models.OneToOneField(
-        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="rpps_claim", verbose_name=_("account")
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="rpps_claim",
+        verbose_name=_("account"),
     )
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
 

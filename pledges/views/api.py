@@ -1,15 +1,205 @@
-"""Public JSON API (being written: see the counting work)."""
+"""The public JSON API: read only, anonymous, cacheable, open to every origin.
 
-from django.http import Http404
+A national surge means tens of thousands of open pages polling count.json. Each answer is built
+once, stored in Django's cache for API_CACHE_SECONDS and served from there: a surge costs a few
+queries per second per campaign, and a cached answer touches neither the database, the session
+nor a template. The key is the URL's slug with a short timeout rather than the counted_until
+stamp, because learning the stamp would itself cost a query per request.
+
+In front of Django's cache, each process keeps the answers it served for API_CACHE_SECONDS too:
+with Redis as the cache, a network round trip per request cost more than half of the request
+(measured: 0.4x a bare view's rate without it). Shared cache then process memory can each be up
+to 1 s old, so readers see counts at most 2 s older than the last counting run; counts change
+once per counting interval (5 s by default) anyway.
+
+CORS is a constant header on three read-only endpoints without credentials, so a small decorator
+does it; django-cors-headers would add a dependency and a middleware to every request of the site.
+"""
+
+import json
+import time
+from collections.abc import Callable
+from datetime import datetime
+from functools import wraps
+
+from django.conf import settings
+from django.core.cache import cache
+from django.http import Http404, HttpRequest, HttpResponse
+from django.urls import reverse
+from django.views.decorators.csrf import csrf_exempt
+
+from pledges.selectors import (
+    campaign_get_public,
+    campaign_list_public,
+    campaign_national_counts,
+    campaign_public_counts,
+    counter_state_public,
+)
+
+API_CACHE_SECONDS = 1
+# Browsers and proxies may serve a stale answer for this many intervals while they refetch.
+STALE_WHILE_REVALIDATE_INTERVALS = 3
+SAFE_METHODS = ("GET", "HEAD")
+ALLOWED_METHODS = "GET, HEAD, OPTIONS"
+# Campaign slugs are at most 80 characters; longer ones are not looked up nor used as cache keys.
+MAX_SLUG_LENGTH = 80
+
+# Entries in the per-process memory; past it the memory is emptied (random slugs cannot fill it).
+MAX_LOCAL_ANSWERS = 1000
+
+# What is cached: (HTTP status, JSON body, max-age in seconds).
+CachedAnswer = tuple[int, bytes, int]
+
+# key -> (time.monotonic() deadline, answer). A plain dict: under the GIL a lookup or an
+# assignment is atomic, and two threads rebuilding the same entry at once is harmless.
+_local_answers: dict[str, tuple[float, CachedAnswer]] = {}
 
 
-def campaign_list(request):
-    raise Http404
+def local_answers_clear() -> None:
+    """Forget this process's cached answers (tests call it between cases)."""
+    _local_answers.clear()
 
 
-def campaign_detail(request, slug):
-    raise Http404
+def public_api(view: Callable) -> Callable:
+    """GET and HEAD go to the view; OPTIONS answers the CORS preflight; other methods get 405 JSON.
+
+    csrf_exempt: nothing here changes state, and a POST must get the 405 below, not a CSRF page.
+    """
+
+    @csrf_exempt
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        if request.method == "OPTIONS":
+            response = HttpResponse(status=204)
+            response["Access-Control-Allow-Methods"] = ALLOWED_METHODS
+            response["Access-Control-Allow-Headers"] = "Accept, Accept-Language, Content-Type"
+            response["Access-Control-Max-Age"] = "86400"
+            response["Allow"] = ALLOWED_METHODS
+        elif request.method not in SAFE_METHODS:
+            response = _json_response(_error_body("method not allowed"), status=405)
+            response["Allow"] = ALLOWED_METHODS
+        else:
+            response = view(request, *args, **kwargs)
+        response["Access-Control-Allow-Origin"] = "*"
+        return response
+
+    return wrapper
 
 
-def campaign_count(request, slug):
-    raise Http404
+@public_api
+def campaign_list(request: HttpRequest) -> HttpResponse:
+    return _cached_answer(key="api:v1:campaigns", build=_campaign_list_answer)
+
+
+@public_api
+def campaign_detail(request: HttpRequest, slug: str) -> HttpResponse:
+    if len(slug) > MAX_SLUG_LENGTH:
+        return _not_found()
+    return _cached_answer(key=f"api:v1:campaign:{slug}", build=lambda: _campaign_detail_answer(slug=slug))
+
+
+@public_api
+def campaign_count(request: HttpRequest, slug: str) -> HttpResponse:
+    if len(slug) > MAX_SLUG_LENGTH:
+        return _not_found()
+    return _cached_answer(key=f"api:v1:count:{slug}", build=lambda: _campaign_count_answer(slug=slug))
+
+
+def _cached_answer(*, key: str, build: Callable[[], CachedAnswer]) -> HttpResponse:
+    # When an entry expires, the readers of that instant each rebuild it: a few cheap queries
+    # once a second, simpler than a lock and it cannot leave readers waiting on a dead holder.
+    now = time.monotonic()
+    local = _local_answers.get(key)
+    if local is not None and local[0] > now:
+        answer = local[1]
+    else:
+        answer = cache.get(key)
+        if answer is None:
+            answer = build()
+            cache.set(key, answer, API_CACHE_SECONDS)
+        if len(_local_answers) >= MAX_LOCAL_ANSWERS:
+            _local_answers.clear()
+        _local_answers[key] = (now + API_CACHE_SECONDS, answer)
+    status, body, max_age = answer
+    response = HttpResponse(body, status=status, content_type="application/json")
+    response["Cache-Control"] = (
+        f"public, max-age={max_age}, stale-while-revalidate={max_age * STALE_WHILE_REVALIDATE_INTERVALS}"
+    )
+    return response
+
+
+def _campaign_list_answer() -> CachedAnswer:
+    campaigns = list(campaign_list_public())
+    counts = campaign_national_counts(campaign_ids=[campaign.pk for campaign in campaigns])
+    interval = counter_state_public()["interval_seconds"]
+    payload = {
+        "campaigns": [
+            {
+                "slug": campaign.slug,
+                "title": campaign.title,
+                "status": campaign.status,
+                "pledges": counts[campaign.pk]["pledges"],
+                "url": _page_url(slug=campaign.slug),
+            }
+            for campaign in campaigns
+        ]
+    }
+    return 200, _dump(payload), interval
+
+
+def _campaign_detail_answer(*, slug: str) -> CachedAnswer:
+    try:
+        campaign = campaign_get_public(slug=slug)
+    except Http404:
+        return _not_found_answer()
+    counts = campaign_public_counts(campaign=campaign)
+    payload = {
+        "slug": campaign.slug,
+        "title": campaign.title,
+        "status": campaign.status,
+        "pledges": counts["nation"]["pledges"],
+        "updated_at": _iso(counts["updated_at"]),
+        "territories": [*counts["departments"], *counts["regions"], counts["nation"]],
+    }
+    return 200, _dump(payload), counts["interval_seconds"]
+
+
+def _campaign_count_answer(*, slug: str) -> CachedAnswer:
+    try:
+        campaign = campaign_get_public(slug=slug)
+    except Http404:
+        return _not_found_answer()
+    state = counter_state_public()
+    count = campaign_national_counts(campaign_ids=[campaign.pk])[campaign.pk]
+    payload = {"slug": campaign.slug, "pledges": count["pledges"], "updated_at": _iso(state["updated_at"])}
+    return 200, _dump(payload), state["interval_seconds"]
+
+
+def _not_found_answer() -> CachedAnswer:
+    # Cached like a success: unknown slugs must not cost a query each either.
+    return 404, _error_body("campaign not found"), counter_state_public()["interval_seconds"]
+
+
+def _not_found() -> HttpResponse:
+    return _json_response(_error_body("campaign not found"), status=404)
+
+
+def _page_url(*, slug: str) -> str:
+    # SITE_URL rather than the request's Host: the answer is cached and shared by every reader.
+    return settings.SITE_URL + reverse("pledges:campaign_detail", kwargs={"slug": slug})
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def _error_body(message: str) -> bytes:
+    return _dump({"error": message})
+
+
+def _dump(payload: dict) -> bytes:
+    return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def _json_response(body: bytes, *, status: int) -> HttpResponse:
+    return HttpResponse(body, status=status, content_type="application/json")

@@ -44,7 +44,9 @@ def test_local_mail_backend_is_an_error_only_with_debug_off(settings):
 
 def test_embedded_services_warn_in_production(settings):
     settings.DEBUG = False
-    settings.DATABASES = {"default": {**settings.DATABASES["default"], "ENGINE": "django.db.backends.sqlite3"}}
+    settings.DATABASES = {
+        "default": {**settings.DATABASES["default"], "ENGINE": "django.db.backends.sqlite3"}
+    }
     settings.CELERY_BROKER_URL = "filesystem://"
     assert ids(check_production_services(None)) == ["deconv.W001", "deconv.W002"]
 

@@ -39,7 +39,9 @@ def healthz(env: dict) -> dict:
 @pytest.mark.slow
 def test_embedded_default_healthz_sees_a_worker_on_the_filesystem_broker(tmp_path):
     env = embedded_env(tmp_path / "var")
-    subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True, timeout=120)
+    subprocess.run(
+        [sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True, timeout=120
+    )
 
     down = healthz(env)
     assert down["status_code"] == 503

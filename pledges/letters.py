@@ -1,0 +1,116 @@
+"""The letter a pledge would send: its placeholders filled in, ready for templates/letters/letter.html.
+
+The letter is a French legal act whatever the reader's language, so it is always rendered in
+French (translation.override("fr")): its fixed phrases are translatable msgids like any other,
+and their French translation is what goes on paper.
+
+A letter body may be a complete letter (the demo's fills the sender, the addressee, the place
+and the date through placeholders) or only its paragraphs. The template adds each block the body
+does not fill itself, so neither kind prints a block twice.
+"""
+
+import string
+
+from django.utils import timezone, translation
+from django.utils.dateformat import format as date_format
+from django.utils.translation import gettext
+
+from deconv.pdf import render_to_pdf
+from pledges import letter_text
+from pledges.models import Pledge
+
+LETTER_LANGUAGE = "fr"
+LETTER_TEMPLATE = "letters/letter.html"
+
+
+def french_date(value) -> str:
+    """ "1er mars 2026", "22 novembre 2026": the date as written at the foot of a French letter."""
+    with translation.override(LETTER_LANGUAGE):
+        day = "1er" if value.day == 1 else str(value.day)
+        return f"{day} {date_format(value, 'F Y')}"
+
+
+def caisse_address_lines(caisse) -> list[str]:
+    """The caisse's postal address, one line each; empty when nobody has filled it in yet."""
+    if caisse is None:
+        return []
+    town = " ".join(part for part in (caisse.postal_code, caisse.city) if part)
+    return [line for line in (caisse.address_line1, caisse.address_line2, town) if line]
+
+
+def placeholder_values(*, pledge: Pledge, today=None) -> dict[str, str]:
+    """Each placeholder of pledges.letter_text, filled from the pledge (call under the letter's language)."""
+    today = today or timezone.localdate()
+    caisse = pledge.caisse
+    address_lines = caisse_address_lines(caisse)
+    values = {
+        "last_name": pledge.last_name,
+        "first_name": pledge.first_name,
+        "rpps": pledge.rpps,
+        "specialty": str(pledge.get_specialty_display()) if pledge.specialty else "",
+        "caisse_name": caisse.name if caisse else gettext("caisse to be completed"),
+        "caisse_address": "\n".join(address_lines) if address_lines else gettext("address to be completed"),
+        "practice_address": "\n".join(
+            line for line in (pledge.practice_address, f"{pledge.postal_code} {pledge.city}".strip()) if line
+        ),
+        # Translators: completes "à compter du …" in the letter; the law sets the exit one month after
+        # the caisse receives the registered letter. Suggested French: "terme du délai d'un mois suivant
+        # la réception du présent courrier par la caisse".
+        "effective_date": gettext(
+            "end of the one-month period following the caisse's receipt of this letter"
+        ),
+        "place": pledge.city,
+        "date": french_date(today),
+    }
+    # A placeholder added to letter_text must be filled here too: fail in tests, not on paper.
+    if set(values) != set(letter_text.PLACEHOLDERS):
+        raise RuntimeError("pledges.letters is out of sync with letter_text.PLACEHOLDERS")
+    return values
+
+
+def fill_placeholders(*, text: str, values: dict[str, str]) -> str:
+    """str.format restricted to plain names (letter_text.validate_placeholders refused the rest).
+
+    Values are inserted as typed: the template escapes the whole text afterwards.
+    """
+    parts = []
+    for literal, name, _spec, _conversion in string.Formatter().parse(text):
+        parts.append(literal)
+        if name is not None:
+            parts.append(values.get(name, "{" + name + "}"))
+    return "".join(parts)
+
+
+def _placeholders_used(text: str) -> set[str]:
+    return {name for _literal, name, _spec, _conv in string.Formatter().parse(text) if name}
+
+
+def letter_context(*, pledge: Pledge, intention: bool) -> dict:
+    """Everything templates/letters/letter.html needs; `intention` marks it as not sent."""
+    version = pledge.letter_version
+    with translation.override(LETTER_LANGUAGE):
+        values = placeholder_values(pledge=pledge)
+        body = fill_placeholders(text=version.body, values=values)
+        used = _placeholders_used(version.body)
+        return {
+            "pledge": pledge,
+            "letter_version": version,
+            "intention": intention,
+            "title": version.title,
+            "values": values,
+            "paragraphs": [paragraph for paragraph in body.split("\n\n") if paragraph.strip()],
+            "legal_basis": version.legal_basis,
+            "caisse_name": values["caisse_name"],
+            "caisse_address_lines": caisse_address_lines(pledge.caisse),
+            "show_sender": "practice_address" not in used,
+            "show_addressee": not used & {"caisse_name", "caisse_address"},
+            "show_registered_mention": "recommandée" not in version.body.lower(),
+            "show_place_and_date": not used & {"place", "date"},
+        }
+
+
+def letter_render_pdf(*, pledge: Pledge, intention: bool) -> tuple[str, bytes]:
+    """The letter as HTML and PDF, in French."""
+    context = letter_context(pledge=pledge, intention=intention)
+    with translation.override(LETTER_LANGUAGE):
+        return render_to_pdf(template_name=LETTER_TEMPLATE, context=context)
