@@ -79,3 +79,81 @@ class RateLimitEvent(models.Model):
 
     def __str__(self):
         return f"{self.kind} {self.scope} {self.ip}"
+
+
+class EmailStatus(models.TextChoices):
+    QUEUED = "queued", _("Queued")
+    SENDING = "sending", _("Sending")
+    SENT = "sent", _("Sent")
+    FAILED = "failed", _("Failed")
+
+
+class OutgoingEmail(models.Model):
+    """Every email the platform sends, stored before it is sent (the outbox: deconv.outbox).
+
+    `dedupe_key` is unique: a fan-out that runs twice creates each row once, so it sends once.
+    """
+
+    kind = models.CharField(_("kind"), max_length=40)
+    recipient = models.EmailField(_("recipient"))
+    language = models.CharField(_("language"), max_length=8, default="fr")
+    subject = models.CharField(_("subject"), max_length=300)
+    body_text = models.TextField(_("text part"))
+    body_html = models.TextField(_("HTML part"), blank=True)
+    status = models.CharField(
+        _("status"), max_length=16, choices=EmailStatus.choices, default=EmailStatus.QUEUED
+    )
+    attempts = models.PositiveSmallIntegerField(_("attempts"), default=0)
+    last_error = models.TextField(_("last error"), blank=True)
+    dedupe_key = models.CharField(_("deduplication key"), max_length=200, unique=True)
+    user = models.ForeignKey(
+        "deconv.User",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("account"),
+    )
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    next_attempt_at = models.DateTimeField(_("next attempt at"), null=True, blank=True)
+    claimed_at = models.DateTimeField(_("claimed at"), null=True, blank=True)
+    sent_at = models.DateTimeField(_("sent at"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("outgoing email")
+        verbose_name_plural = _("outgoing emails")
+        indexes = [
+            models.Index(fields=["status", "next_attempt_at"], name="deconv_outbox_due"),
+            models.Index(fields=["status", "claimed_at"], name="deconv_outbox_claimed"),
+        ]
+
+    def __str__(self):
+        return f"{self.kind} #{self.pk} ({self.status})"
+
+
+class AuditEntry(models.Model):
+    """An organizer's action (rule change, invalidation, approval, export, import), for organizers to read."""
+
+    actor = models.ForeignKey(
+        "deconv.User",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("by"),
+    )
+    action = models.CharField(_("action"), max_length=60)
+    campaign_id = models.BigIntegerField(_("campaign"), null=True, blank=True)
+    territory_code = models.CharField(_("territory"), max_length=3, blank=True)
+    object_type = models.CharField(_("object type"), max_length=60, blank=True)
+    object_id = models.CharField(_("object"), max_length=60, blank=True)
+    details = models.JSONField(_("details"), default=dict, blank=True)
+    created_at = models.DateTimeField(_("at"), auto_now_add=True, db_index=True)
+
+    class Meta:
+        verbose_name = _("audit entry")
+        verbose_name_plural = _("audit log")
+        ordering = ["-created_at"]
+
+    def __str__(self):
+        return f"{self.created_at:%Y-%m-%d %H:%M} {self.action}"

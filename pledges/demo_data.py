@@ -437,11 +437,21 @@ class _RowWriter:
             and not (f.attname not in rows[0] and f.db_default is not models.NOT_PROVIDED)
         ]
         defaults = {f.attname: f.get_default() for f in fields if f.attname not in rows[0]}
+        # A unique field's default (a receipt's uuid4) must be drawn for every row, not once.
+        per_row = {f.attname: f for f in fields if f.attname not in rows[0] and f.unique}
         quote = connection.ops.quote_name
         table = quote(model._meta.db_table)
         columns = ", ".join(quote(f.column) for f in fields)
         names = [f.attname for f in fields]
-        values = ([row[name] if name in row else defaults[name] for name in names] for row in rows)
+
+        def column_value(row: dict, name: str):
+            if name in row:
+                return row[name]
+            if name in per_row:
+                return per_row[name].get_default()
+            return defaults[name]
+
+        values = ([column_value(row, name) for name in names] for row in rows)
         with connection.cursor() as cursor:
             if self.use_copy:
                 with cursor.cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:

@@ -66,14 +66,18 @@ class PledgeStatus(models.TextChoices):
     # A pledge is only created for an account whose email is verified (allauth's mandatory
     # verification comes before any login), so it starts active.
     ACTIVE = "active", _("Active")
+    # Confirmed in a round that released the territory: the letter goes to this signer.
+    RELEASED = "released", _("Released")
+    # The campaign closed before the territory was released.
+    EXPIRED = "expired", _("Expired")
     WITHDRAWN = "withdrawn", _("Withdrawn")
     INVALIDATED = "invalidated", _("Invalidated by an organizer")
 
 
-# Statuses that count toward a territory's total. The conditions work adds its later states.
-COUNTED_STATUSES = (PledgeStatus.ACTIVE,)
+# Statuses that count toward a territory's total. Expired pledges stay in the final, frozen count.
+COUNTED_STATUSES = (PledgeStatus.ACTIVE, PledgeStatus.RELEASED, PledgeStatus.EXPIRED)
 # Statuses that hold the RPPS and the account for this campaign (at most one such pledge each).
-LIVE_STATUSES = (PledgeStatus.ACTIVE,)
+LIVE_STATUSES = (PledgeStatus.ACTIVE, PledgeStatus.RELEASED)
 
 
 class ConventionSector(models.TextChoices):
@@ -95,9 +99,47 @@ class PledgeEventKind(models.TextChoices):
     INVALIDATED = "invalidated", _("Invalidated")
     REINSTATED = "reinstated", _("Reinstated")
     MOVED = "moved", _("Changed department")
+    # Released and expired pledges stay counted: these events have delta 0 (ledger only).
+    CONFIRMED = "confirmed", _("Confirmed in a round")
+    RELEASED = "released", _("Released")
+    EXPIRED = "expired", _("Expired")
 
 
 class TerritoryLevel(models.TextChoices):
     DEPARTMENT = "department", _("Department")
     REGION = "region", _("Region")
     NATION = "nation", _("Nation")
+
+
+class TerritoryStatus(models.TextChoices):
+    COLLECTING = "collecting", _("Collecting signatures")
+    CONFIRMING = "confirming", _("Confirmation round under way")
+    AWAITING_APPROVAL = "awaiting_approval", _("Awaiting an organizer's approval")
+    RELEASED = "released", _("Released")
+    EXPIRED = "expired", _("Expired")
+
+
+class RoundOutcome(models.TextChoices):
+    OPEN = "open", _("Open")
+    SUCCEEDED = "succeeded", _("Succeeded")
+    FAILED = "failed", _("Failed")
+    # The campaign closed or was paused for good while the round was open.
+    CANCELLED = "cancelled", _("Cancelled")
+
+
+class RoundAnswer(models.TextChoices):
+    CONFIRMED = "confirmed", _("I maintain my participation")
+    DECLINED = "declined", _("I do not take part this time")
+
+
+class LetterStatus(models.TextChoices):
+    GENERATED = "generated", _("Generated")
+    SENT = "sent", _("Sent by the physician")
+    ACKNOWLEDGED = "acknowledged", _("Acknowledgement of receipt received")
+
+
+class BundleStatus(models.TextChoices):
+    QUEUED = "queued", _("Queued")
+    RUNNING = "running", _("Running")
+    DONE = "done", _("Done")
+    FAILED = "failed", _("Failed")

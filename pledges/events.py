@@ -8,6 +8,10 @@ DELTAS = {
     PledgeEventKind.REINSTATED: 1,
     PledgeEventKind.WITHDRAWN: -1,
     PledgeEventKind.INVALIDATED: -1,
+    # The pledge stays counted: recorded for the ledger only.
+    PledgeEventKind.CONFIRMED: 0,
+    PledgeEventKind.RELEASED: 0,
+    PledgeEventKind.EXPIRED: 0,
 }
 
 

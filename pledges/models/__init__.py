@@ -7,18 +7,40 @@ from pledges.models.campaign import (
     default_practice_modes,
     default_professions,
 )
+from pledges.models.conditions import (
+    ConfirmationRound,
+    Crossing,
+    MilestoneNotice,
+    Release,
+    RoundResponse,
+    TerritoryState,
+    ThresholdRule,
+)
 from pledges.models.counting import CounterState, PledgeEvent, TerritoryCount
+from pledges.models.ledger import LedgerDigest, LedgerEntry
+from pledges.models.letters import EscrowBundle, Letter
 from pledges.models.pledge import Pledge, RppsClaim
 
 __all__ = [
     "Campaign",
+    "ConfirmationRound",
     "CounterState",
+    "Crossing",
+    "EscrowBundle",
+    "LedgerDigest",
+    "LedgerEntry",
+    "Letter",
     "LetterVersion",
     "LetterVersionImmutableError",
+    "MilestoneNotice",
     "Pledge",
     "PledgeEvent",
+    "Release",
+    "RoundResponse",
     "RppsClaim",
     "TerritoryCount",
+    "TerritoryState",
+    "ThresholdRule",
     "default_practice_modes",
     "default_professions",
 ]

@@ -5,7 +5,14 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from pledges import letter_text
-from pledges.enums import CampaignStatus, PracticeMode, Profession, ReferencePopulationKind, Specialty
+from pledges.enums import (
+    CampaignStatus,
+    PracticeMode,
+    Profession,
+    ReferencePopulationKind,
+    Specialty,
+    TerritoryLevel,
+)
 from pledges.validators import ChoiceListValidator
 
 
@@ -50,6 +57,46 @@ class Campaign(models.Model):
         default=ReferencePopulationKind.LIBERAL_PHYSICIANS,
         help_text=_("The population each territory's threshold is a share of."),
     )
+    # --- Conditions and release (pledges.conditions). Thresholds are ThresholdRule rows. ---
+    release_level = models.CharField(
+        _("release level"),
+        max_length=16,
+        choices=TerritoryLevel.choices,
+        default=TerritoryLevel.DEPARTMENT,
+        help_text=_("The territories whose signatories are released together: departments by default."),
+    )
+    national_gate_min_total = models.PositiveIntegerField(
+        _("national gate: minimum national total"),
+        default=0,
+        help_text=_("No territory is released before the national total reaches this number (0: no gate)."),
+    )
+    confirmation_round = models.BooleanField(
+        _("confirmation round"),
+        default=True,
+        help_text=_("Ask the signatories of a territory that meets its condition to confirm before release."),
+    )
+    round_days = models.PositiveIntegerField(_("length of a confirmation round (days)"), default=14)
+    early_release = models.BooleanField(
+        _("early release"),
+        default=False,
+        help_text=_("Release as soon as enough signatories have confirmed, before the round ends."),
+    )
+    approval_required = models.BooleanField(
+        _("organizer approval required"),
+        default=False,
+        help_text=_("A successful round waits for an organizer's approval before release."),
+    )
+    milestone_emails = models.BooleanField(
+        _("milestone emails"),
+        default=True,
+        help_text=_("Tell signatories at 25, 50, 75 and 100 % of the target."),
+    )
+    purge_after_days = models.PositiveIntegerField(_("purge personal data after closing (days)"), default=183)
+    followup_reminder_days = models.PositiveIntegerField(
+        _("remind to report the letter sent after (days)"), default=10
+    )
+    purged_at = models.DateTimeField(_("personal data purged at"), null=True, blank=True, editable=False)
+
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
     updated_at = models.DateTimeField(_("updated at"), auto_now=True)
 

@@ -14,7 +14,11 @@ from pledges.enums import PledgeEventKind, TerritoryLevel
 
 
 class PledgeEvent(models.Model):
-    """+1 or -1 on a campaign's department count, written with the pledge change it records."""
+    """+1 or -1 on a campaign's department count, written with the pledge change it records.
+
+    Changes that keep a pledge counted (confirmed, released, expired) are events with delta 0:
+    the counting job ignores them, the tamper-evident ledger records them.
+    """
 
     campaign = models.ForeignKey(
         "pledges.Campaign", on_delete=models.CASCADE, related_name="+", verbose_name=_("campaign")
@@ -38,8 +42,9 @@ class PledgeEvent(models.Model):
         verbose_name = _("pledge event")
         verbose_name_plural = _("pledge events")
         indexes = [models.Index(fields=["occurred_at"], name="pledges_event_occurred_at")]
+        # The ledger walks events in (occurred_at, id) order: pledges.ledger.
         constraints = [
-            models.CheckConstraint(condition=models.Q(delta__in=[-1, 1]), name="pledges_event_delta_unit"),
+            models.CheckConstraint(condition=models.Q(delta__in=[-1, 0, 1]), name="pledges_event_delta_unit"),
         ]
 
     def __str__(self):

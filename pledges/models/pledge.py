@@ -1,3 +1,5 @@
+import uuid
+
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
@@ -78,6 +80,21 @@ class Pledge(models.Model):
     withdrawn_at = models.DateTimeField(_("withdrawn at"), null=True, blank=True)
     invalidated_at = models.DateTimeField(_("invalidated at"), null=True, blank=True)
     invalidation_reason = models.CharField(_("invalidation reason"), max_length=300, blank=True)
+
+    # The signer's public receipt: lets them find their pledge in the ledger without revealing
+    # who they are (pledges.ledger).
+    receipt_id = models.UUIDField(_("receipt"), default=uuid.uuid4, unique=True, editable=False)
+    release = models.ForeignKey(
+        "pledges.Release",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="pledges",
+        verbose_name=_("release"),
+    )
+    # Stop link in emails: honoured at once, for every email the law does not require.
+    emails_stopped_at = models.DateTimeField(_("emails stopped at"), null=True, blank=True)
+    milestone_emails = models.BooleanField(_("milestone emails"), default=True)
 
     class Meta:
         verbose_name = _("pledge")
