@@ -143,3 +143,16 @@ class BundleStatus(models.TextChoices):
     RUNNING = "running", _("Running")
     DONE = "done", _("Done")
     FAILED = "failed", _("Failed")
+
+
+class OrganizerRoleKind(models.TextChoices):
+    NATIONAL = "national", _("National organizer")
+    REGIONAL = "regional", _("Regional delegate")
+    DEPARTMENTAL = "departmental", _("Departmental delegate")
+    OBSERVER = "observer", _("Observer (read only)")
+
+
+class VerificationStatus(models.TextChoices):
+    UNVERIFIED = "unverified", _("Not verified")
+    VERIFIED = "verified", _("Verified against the RPPS directory")
+    MISMATCHED = "mismatched", _("Does not match the RPPS directory")

@@ -19,20 +19,32 @@ from pledges.models.conditions import (
 from pledges.models.counting import CounterState, PledgeEvent, TerritoryCount
 from pledges.models.ledger import LedgerDigest, LedgerEntry
 from pledges.models.letters import EscrowBundle, Letter
+from pledges.models.organizers import (
+    BulkInvalidation,
+    DirectoryEntry,
+    DirectoryImport,
+    ExportJob,
+    OrganizerRole,
+)
 from pledges.models.pledge import Pledge, RppsClaim
 
 __all__ = [
+    "BulkInvalidation",
     "Campaign",
     "ConfirmationRound",
     "CounterState",
     "Crossing",
+    "DirectoryEntry",
+    "DirectoryImport",
     "EscrowBundle",
+    "ExportJob",
     "LedgerDigest",
     "LedgerEntry",
     "Letter",
     "LetterVersion",
     "LetterVersionImmutableError",
     "MilestoneNotice",
+    "OrganizerRole",
     "Pledge",
     "PledgeEvent",
     "Release",

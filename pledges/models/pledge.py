@@ -5,7 +5,15 @@ from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
-from pledges.enums import LIVE_STATUSES, ConventionSector, PledgeSource, PledgeStatus, PracticeMode, Specialty
+from pledges.enums import (
+    LIVE_STATUSES,
+    ConventionSector,
+    PledgeSource,
+    PledgeStatus,
+    PracticeMode,
+    Specialty,
+    VerificationStatus,
+)
 
 
 class Pledge(models.Model):
@@ -96,6 +104,26 @@ class Pledge(models.Model):
     emails_stopped_at = models.DateTimeField(_("emails stopped at"), null=True, blank=True)
     milestone_emails = models.BooleanField(_("milestone emails"), default=True)
 
+    # Moderation and verification (organizers).
+    verification_status = models.CharField(
+        _("verification"),
+        max_length=16,
+        choices=VerificationStatus.choices,
+        default=VerificationStatus.UNVERIFIED,
+    )
+    verification_reason = models.CharField(_("verification detail"), max_length=200, blank=True)
+    verified_at = models.DateTimeField(_("verified at"), null=True, blank=True)
+    flagged = models.BooleanField(_("flagged"), default=False)
+    flag_reason = models.CharField(_("flag reason"), max_length=300, blank=True)
+    entered_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("entered by (paper pledge)"),
+    )
+
     class Meta:
         verbose_name = _("pledge")
         verbose_name_plural = _("pledges")
@@ -119,6 +147,7 @@ class Pledge(models.Model):
         indexes = [
             models.Index(fields=["campaign", "status", "department"], name="pledges_pledge_counting"),
             models.Index(fields=["rpps"], name="pledges_pledge_rpps"),
+            models.Index(fields=["campaign", "created_at"], name="pledges_pledge_created"),
         ]
 
     def __str__(self):
