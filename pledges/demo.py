@@ -64,9 +64,8 @@ Conformément à l'article R.162-54-9 du code de la sécurité sociale et aux di
 convention nationale organisant les rapports entre les médecins libéraux et l'assurance maladie, \
 je vous informe que je ne souhaite plus être placé(e) sous le régime de la convention nationale.
 
-Je vous demande de prendre acte de ma sortie de la convention à compter du {effective_date}, et au \
-plus tôt un mois après la réception du présent courrier par votre caisse, date attestée par \
-l'accusé de réception.
+Je vous demande de prendre acte de ma sortie de la convention à compter du {effective_date}, \
+date de réception attestée par l'accusé de réception.
 
 Je vous remercie de bien vouloir me confirmer la date à laquelle cette décision prendra effet.
 

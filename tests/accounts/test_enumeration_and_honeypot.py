@@ -43,7 +43,7 @@ def test_signup_page_hides_the_honeypot_from_people(client):
 
     trap = html[html.index('<div class="visually-hidden" aria-hidden="true">') :]
     trap = trap[: trap.index("</div>")]
-    assert '<label for="id_website">Leave this field empty</label>' in trap
+    assert '<label for="id_website">Laissez ce champ vide</label>' in trap
     assert 'name="website"' in trap
     assert 'tabindex="-1"' in trap
     assert 'autocomplete="off"' in trap
@@ -100,4 +100,4 @@ def test_honeypot_is_rendered_with_the_hidden_fields_and_never_echoes_a_value():
     assert [field.name for field in form.hidden_fields()] == ["website"]
     html = str(form)
     assert "spam" not in html
-    assert html.count("Leave this field empty") == 1
+    assert html.count("Laissez ce champ vide") == 1

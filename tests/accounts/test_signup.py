@@ -105,9 +105,9 @@ def test_confirming_twice_is_harmless_and_says_so(client, post_committed):
     opened_again = client.get(link)
 
     assert again.status_code == 200
-    assert "already confirmed" in again.content.decode()
+    assert "déjà confirmée" in again.content.decode()
     assert opened_again.status_code == 200
-    assert "already confirmed" in opened_again.content.decode()
+    assert "déjà confirmée" in opened_again.content.decode()
     assert EmailAddress.objects.filter(email="nouveau@example.org", verified=True).count() == 1
 
 
@@ -132,7 +132,7 @@ def test_an_expired_link_shows_an_error_page_not_a_500(client, post_committed):
 
     for response in (opened, pressed):
         assert response.status_code == 400
-        assert "expired" in response.content.decode()
+        assert "Ce lien de confirmation a expiré." in response.content.decode()
     assert EmailAddress.objects.get(email="nouveau@example.org").verified is False
 
 
@@ -160,7 +160,7 @@ def test_a_tampered_link_shows_an_error_page_not_a_500(client, post_committed, t
 
     for response in (opened, pressed):
         assert response.status_code == 400
-        assert "invalid" in response.content.decode()
+        assert "Ce lien de confirmation n'est pas valide" in response.content.decode()
     assert EmailAddress.objects.get(email="nouveau@example.org").verified is False
 
 
