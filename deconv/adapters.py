@@ -1,8 +1,8 @@
 """How allauth sends mail, redirects after login and reports abuse in deconv."""
 
 import logging
+import uuid
 from dataclasses import dataclass
-from functools import partial
 from urllib.parse import urlsplit
 
 from allauth.account import app_settings as account_settings
@@ -11,14 +11,14 @@ from allauth.core import context as allauth_context
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.mail import EmailMessage, EmailMultiAlternatives
-from django.db import transaction
 from django.http import HttpRequest
 from django.urls import reverse
+from django.utils import translation
 from django.utils.http import url_has_allowed_host_and_scheme
 
 from deconv import ratelimit
 from deconv.models import AbuseEventKind
-from deconv.tasks import send_email
+from deconv.outbox import email_queue_rendered
 
 logger = logging.getLogger(__name__)
 
@@ -31,12 +31,12 @@ class EmailSite:
     domain: str
 
 
-def email_send_later(*, message: EmailMessage, kind: str) -> None:
-    """Queue a rendered message for the `deconv.send_email` task once the transaction commits.
+def email_queue_from_message(*, message: EmailMessage, kind: str, user=None) -> None:
+    """Put a message allauth rendered into the outbox (deconv.outbox); a worker sends it after the commit.
 
     After the commit, so that a worker never mails a link to an account that was rolled back.
-    `robust`: a broker outage must not turn a committed signup into an error page; the
-    person can have the email sent again (signing in re-sends the confirmation).
+    Each is a new email (a uuid4 dedupe key): people ask for these again on purpose (another
+    code, another reset link), and allauth's rate limits already bound how often.
     """
     html = ""
     if isinstance(message, EmailMultiAlternatives):
@@ -45,15 +45,17 @@ def email_send_later(*, message: EmailMessage, kind: str) -> None:
         html, body = message.body, ""
     else:
         body = message.body
-    payload = {
-        "kind": kind,
-        "subject": message.subject,
-        "body": body,
-        "html": html,
-        "to": list(message.to),
-        "from_email": message.from_email,
-    }
-    transaction.on_commit(partial(send_email.delay, **payload), robust=True)
+    for recipient in message.to:
+        email_queue_rendered(
+            kind=kind,
+            recipient=recipient,
+            subject=message.subject,
+            body_text=body,
+            body_html=html,
+            dedupe_key=f"account:{uuid.uuid4().hex}",
+            language=translation.get_language() or settings.LANGUAGE_CODE,
+            user=user,
+        )
 
 
 def redirect_is_safe(request: HttpRequest | None, url: str | None) -> bool:
@@ -69,7 +71,7 @@ def redirect_is_safe(request: HttpRequest | None, url: str | None) -> bool:
 
 class AccountAdapter(DefaultAccountAdapter):
     def send_mail(self, template_prefix: str, email: str, context: dict) -> None:
-        """Render now (the request's language and host), send from a worker after the commit."""
+        """Render now (the request's language and host); the outbox sends it after the commit."""
         request = allauth_context.request
         ctx = {
             "request": request,
@@ -80,7 +82,10 @@ class AccountAdapter(DefaultAccountAdapter):
         }
         ctx.update(context)
         message = self.render_mail(template_prefix, email, ctx)
-        email_send_later(message=message, kind=template_prefix)
+        user = ctx.get("user")
+        email_queue_from_message(
+            message=message, kind=template_prefix, user=user if getattr(user, "pk", None) else None
+        )
 
     def is_safe_url(self, url: str | None) -> bool:
         # Stricter than allauth's (which also accepts every host in ALLOWED_HOSTS): this site only.

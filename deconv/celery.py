@@ -35,9 +35,100 @@ BEAT_SCHEDULE: dict = {
     },
     # Abuse events (rate-limit refusals, honeypots) are kept for organizers for a limited time:
     # purge the old ones nightly, at a quiet hour.
+    # The ledger appends events right after each count (in the tick); an event committed more
+    # than its 30-second grace late is caught here, hourly, away from the reconcile at :17.
+    "pledges-ledger-repair": {
+        "task": "pledges.ledger_repair",
+        "schedule": crontab(minute=47),
+        "options": {"expires": 30 * 60},
+    },
     "deconv-abuse-events-purge": {
         "task": "deconv.abuse_events_purge",
         "schedule": crontab(hour=4, minute=10),
+        "options": {"expires": 60 * 60},
+    },
+    # The outbox (deconv.outbox). Emails are dispatched to workers when they are queued; this
+    # catches the rest: retries whose backoff is over, and emails whose dispatch was lost (broker
+    # down at commit time, a message dropped), dispatched again a minute after they were queued.
+    # Every 10 s so that a retry waits at most its backoff plus 10 s; the query only reads queued
+    # rows through an index, cheap when there are none.
+    "deconv-outbox-dispatch-due": {
+        "task": "deconv.outbox_dispatch_due",
+        "schedule": 10.0,
+        "options": {"expires": 10},
+    },
+    # A worker that died while sending leaves its emails in "sending": put them back after
+    # OUTBOX_STUCK_MINUTES. Every minute: the delay people see is set by that setting, not by this.
+    "deconv-outbox-requeue-stuck": {
+        "task": "deconv.outbox_requeue_stuck",
+        "schedule": 60.0,
+        "options": {"expires": 60},
+    },
+    # Sent and failed emails lose their address and text after 30 days (data minimisation);
+    # nightly, at a quiet hour, away from the abuse-event purge.
+    "deconv-outbox-purge": {
+        "task": "deconv.outbox_purge",
+        "schedule": crontab(hour=4, minute=25),
+        "options": {"expires": 60 * 60},
+    },
+    # Rounds end at a date and time signers were told: closing within a minute of it is what
+    # they expect. The job is one indexed query when no round is due.
+    "pledges-rounds-close-due": {
+        "task": "pledges.rounds_close_due",
+        "schedule": 60.0,
+        "options": {"expires": 55},
+    },
+    # The reminder goes from each round's halfway point; rounds last days, so a quarter of an
+    # hour late is invisible and keeps the job rare.
+    "pledges-rounds-remind": {
+        "task": "pledges.rounds_remind",
+        "schedule": crontab(minute="*/15"),
+        "options": {"expires": 10 * 60},
+    },
+    # Milestone emails are news, not deadlines: every 5 minutes keeps them timely without
+    # evaluating every campaign each minute.
+    "pledges-milestones-announce": {
+        "task": "pledges.milestones_announce",
+        "schedule": crontab(minute="*/5"),
+        "options": {"expires": 4 * 60},
+    },
+    # Signing already stops at closes_at (Campaign.is_open_for_signing); this records the closing
+    # and expires what was not released within a minute, so signers learn it the same day.
+    "pledges-campaigns-close": {
+        "task": "pledges.campaigns_close",
+        "schedule": 60.0,
+        "options": {"expires": 55},
+    },
+    # Personal data is purged purge_after_days after closing: a daily run at a quiet hour is
+    # precise enough for a retention counted in days.
+    "pledges-campaigns-purge": {
+        "task": "pledges.campaigns_purge",
+        "schedule": crontab(hour=4, minute=40),
+        "options": {"expires": 60 * 60},
+    },
+    # A release whose pipeline did not finish (worker lost mid-release, broker down when the
+    # territory was released) is taken up again 15 minutes after its release; every 5 minutes so
+    # that signers wait minutes, not hours, for their letter. Cheap: one indexed read of releases.
+    "pledges-releases-resume": {
+        "task": "pledges.releases_resume",
+        "schedule": crontab(minute="*/5"),
+        "options": {"expires": 4 * 60},
+    },
+    # A caisse address corrected by an organizer regenerates the letters not yet reported sent.
+    # Hourly: corrections are rare and a signer who printed meanwhile still has a valid letter;
+    # the job compares hashes in memory and renders only what changed. Minute 47 keeps it away
+    # from the other hourly jobs.
+    "pledges-letters-refresh": {
+        "task": "pledges.letters_refresh",
+        "schedule": crontab(minute=47),
+        "options": {"expires": 30 * 60},
+    },
+    # Remind released signers who have not reported sending their letter after the campaign's
+    # followup_reminder_days. Once a day at 9:30, Paris time: a reminder read during the working
+    # day, and a delay counted in days needs no finer schedule.
+    "pledges-followup-remind": {
+        "task": "pledges.followup_remind",
+        "schedule": crontab(hour=9, minute=30),
         "options": {"expires": 60 * 60},
     },
 }

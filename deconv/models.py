@@ -116,6 +116,9 @@ class OutgoingEmail(models.Model):
     )
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
     next_attempt_at = models.DateTimeField(_("next attempt at"), null=True, blank=True)
+    # When a send task for this row was last handed to the broker: outbox_dispatch_due hands it
+    # again only after a minute unclaimed, so a long backlog is not re-queued every few seconds.
+    dispatched_at = models.DateTimeField(_("dispatched at"), null=True, blank=True)
     claimed_at = models.DateTimeField(_("claimed at"), null=True, blank=True)
     sent_at = models.DateTimeField(_("sent at"), null=True, blank=True)
 
@@ -129,6 +132,24 @@ class OutgoingEmail(models.Model):
 
     def __str__(self):
         return f"{self.kind} #{self.pk} ({self.status})"
+
+
+class EmailStop(models.Model):
+    """An address that asked for no more emails (the stop link in every email; deconv.outbox).
+
+    Only a keyed hash of the lowercased address is kept (deconv.email_stops.email_stop_hash): a stop
+    must outlive the account, yet the list must not become a list of addresses.
+    """
+
+    email_hash = models.CharField(_("address hash"), max_length=64, unique=True)
+    created_at = models.DateTimeField(_("stopped at"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("email stop")
+        verbose_name_plural = _("email stops")
+
+    def __str__(self):
+        return f"{self.email_hash[:12]}… ({self.created_at:%Y-%m-%d})"
 
 
 class AuditEntry(models.Model):

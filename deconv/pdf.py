@@ -5,12 +5,17 @@ WeasyPrint; every other URL (network, file://, data:) is refused, so a letter ca
 the server fetch something chosen by a signer.
 """
 
+import copy
+import logging
 import mimetypes
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from django.contrib.staticfiles import finders
 from django.template.loader import render_to_string
+
+# WeasyPrint logs every layout step at INFO: eight lines per letter, 80,000 for a large release.
+logging.getLogger("weasyprint.progress").setLevel(logging.WARNING)
 
 # A host that resolves nowhere (.invalid is reserved). Templates link their stylesheet as
 # {{ PDF_STATIC_URL }}letters/letter.css; the fetcher maps these URLs back to files on disk.
@@ -56,12 +61,31 @@ def _fetcher_class():
     return StaticFilesOnlyFetcher
 
 
-def render_to_pdf(*, template_name: str, context: dict) -> tuple[str, bytes]:
-    """Render `template_name` with `context`; return the HTML and the PDF made from it."""
-    html = render_to_string(template_name, {"PDF_STATIC_URL": PDF_STATIC_URL, **context})
+# Options for every PDF we write. Tagged PDF/UA-1: the structure tree lets screen readers read
+# a letter, and costs little next to the layout (bench/letters.py measures both ways).
+PDF_OPTIONS = {"pdf_variant": "pdf/ua-1"}
+
+
+def html_layout(*, html: str):
+    """Lay out `html` once, offline: a weasyprint Document whose pages can be written together or apart."""
     # Imported here: WeasyPrint loads Pango and fonts, which costs every process that never prints.
     from weasyprint import HTML
 
     fetcher = _fetcher_class()()
-    pdf = HTML(string=html, base_url=PDF_BASE_URL, url_fetcher=fetcher).write_pdf()
-    return html, pdf
+    return HTML(string=html, base_url=PDF_BASE_URL, url_fetcher=fetcher).render(**PDF_OPTIONS)
+
+
+def document_write_pdf(*, document, pages=None, title: str | None = None) -> bytes:
+    """The PDF of `pages` of a laid-out document (all of them when None), titled `title` if given."""
+    part = document if pages is None else document.copy(pages)
+    if title is not None:
+        # copy() shares the metadata object: give each part its own before changing the title.
+        part.metadata = copy.copy(part.metadata)
+        part.metadata.title = title
+    return part.write_pdf(**PDF_OPTIONS)
+
+
+def render_to_pdf(*, template_name: str, context: dict) -> tuple[str, bytes]:
+    """Render `template_name` with `context`; return the HTML and the PDF made from it."""
+    html = render_to_string(template_name, {"PDF_STATIC_URL": PDF_STATIC_URL, **context})
+    return html, document_write_pdf(document=html_layout(html=html))

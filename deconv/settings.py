@@ -48,6 +48,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # Outermost: a database outage anywhere below answers the 503 page (deconv.middleware).
+    "deconv.middleware.DatabaseUnavailableMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -107,9 +109,13 @@ REDIS_URL = envstr("REDIS_URL", "")
 if REDIS_URL:
     CACHES = {
         "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            # Redis's cache degraded to "no cache" while Redis is down: signing and the public
+            # pages must not fail with the broker (deconv.cache). Short socket timeouts: a Redis
+            # that hangs costs a request at most a second before the cache is skipped.
+            "BACKEND": "deconv.cache.ResilientRedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": "deconv",
+            "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
         }
     }
 else:
@@ -163,6 +169,8 @@ else:
     EMAIL_BACKEND = "django.core.mail.backends.filebased.EmailBackend"
 EMAIL_FILE_PATH = VAR_DIR / "mail"
 DEFAULT_FROM_EMAIL = envstr("DEFAULT_FROM_EMAIL", "deconv <noreply@localhost>")
+# The outbox (deconv.outbox) queues again an email left "sending" this long by a dead worker.
+OUTBOX_STUCK_MINUTES = envint("OUTBOX_STUCK_MINUTES", 10, minimum=1)
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
 
 # --- Accounts (django-allauth) ------------------------------------------------------------

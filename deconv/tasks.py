@@ -1,51 +1,90 @@
-"""Background jobs of the deconv package: sending email, purging old abuse events.
+"""Background jobs of the deconv package: the outbox (deconv.outbox), purging old abuse events.
 
-The web request renders a message and hands it over here (deconv.adapters.email_send_later), so
-a slow or unreachable SMTP server never holds up a page, and a failing one is retried.
-
-Interim design: the rendered message travels in the task's arguments, through the broker.
-The outbox work replaces this with an outbox row per message (persist first, send later,
-dedupe key, attempts, last error): a task killed after the SMTP server accepted the message
-can then not send it twice, which acks_late redelivery can do today.
+Thin wrappers: ids in, one service call, a small report out. Every outbox task is safe to run
+twice: a row is sent only by the task that claimed it (deconv.outbox.outbox_claim), so a task
+redelivered after a worker died (acks_late) finds its rows taken, and sends nothing twice.
 """
 
+import hashlib
 import logging
-import smtplib
 
 from celery import shared_task
-from django.core.mail import EmailMultiAlternatives
 
 logger = logging.getLogger(__name__)
 
-# Worth another try later: the server was busy, down or the connection dropped. A refused
-# recipient or a rejected message is not, and fails the task at once.
-TRANSIENT_SMTP_ERRORS = (
-    smtplib.SMTPServerDisconnected,
-    smtplib.SMTPConnectError,
-    ConnectionError,
-    TimeoutError,
-)
 
+def dispatch_safely(task, *args, **kwargs) -> bool:
+    """Hand `task` to the broker now; False, logged, when the broker cannot take it.
 
-@shared_task(
-    name="deconv.send_email",
-    autoretry_for=TRANSIENT_SMTP_ERRORS,
-    retry_backoff=30,
-    retry_backoff_max=30 * 60,
-    max_retries=8,
-)
-def send_email(*, kind: str, subject: str, body: str, to: list[str], from_email: str, html: str = "") -> int:
-    """Send one rendered message through Django's mail backend; returns how many were sent.
-
-    `kind` names the template (e.g. "account/email/email_confirmation") for the logs, which
-    never carry the recipient.
+    For transaction.on_commit callbacks: their change is committed already, so a broker outage
+    must not turn it into an error page (nor fail the beat job that made it). What the task
+    was to do stays recorded (a queued row, an unfinished release) for its repair job or a new
+    request. `delay` keeps Celery's short publish retries (about half a second in all).
     """
-    message = EmailMultiAlternatives(subject=subject, body=body, from_email=from_email, to=to)
-    if html:
-        message.attach_alternative(html, "text/html")
-    sent = message.send()
-    logger.info("email sent: %s", kind)
-    return sent
+    try:
+        task.delay(*args, **kwargs)
+    except Exception:
+        logger.warning("broker unavailable: task %s not dispatched", task.name, exc_info=True)
+        return False
+    return True
+
+
+@shared_task(name="deconv.outbox_send", acks_late=True)
+def outbox_send(ids: list[int]) -> dict:
+    """Send the queued, due emails among `ids` over one mail connection."""
+    from deconv.outbox import outbox_send as send
+
+    return send(ids=ids).as_dict()
+
+
+@shared_task(name="deconv.outbox_dispatch_due")
+def outbox_dispatch_due() -> int:
+    """Every 10 s: retries whose time has come, and emails whose dispatch was lost."""
+    from deconv.outbox import outbox_dispatch_due as dispatch_due
+
+    return dispatch_due()
+
+
+@shared_task(name="deconv.outbox_requeue_stuck")
+def outbox_requeue_stuck() -> int:
+    """Every minute: emails left in sending by a worker that died go back to the queue."""
+    from deconv.outbox import outbox_requeue_stuck as requeue_stuck
+
+    return requeue_stuck()
+
+
+@shared_task(name="deconv.outbox_purge")
+def outbox_purge() -> int:
+    """Daily: old sent and failed emails lose their address and text (data minimisation)."""
+    from deconv.outbox import outbox_purge as purge
+
+    return purge()
+
+
+@shared_task(name="deconv.send_email", acks_late=True)
+def send_email(*, kind: str, subject: str, body: str, to: list[str], from_email: str, html: str = "") -> int:
+    """Legacy: a message rendered before the outbox existed, still waiting in the broker.
+
+    It goes into the outbox like any other. Its dedupe key is a hash of its content, so a
+    redelivered legacy task queues nothing twice. `from_email` is ignored: the outbox sends from
+    DEFAULT_FROM_EMAIL, as the legacy task was called with.
+    """
+    from deconv.outbox import email_queue_rendered
+
+    queued = 0
+    for recipient in to:
+        digest = hashlib.sha256("\0".join((kind, recipient, subject, body, html)).encode()).hexdigest()
+        row = email_queue_rendered(
+            kind=kind,
+            recipient=recipient,
+            subject=subject,
+            body_text=body,
+            body_html=html,
+            dedupe_key=f"legacy:{digest}",
+            language="fr",
+        )
+        queued += row is not None
+    return queued
 
 
 @shared_task(name="deconv.abuse_events_purge")

@@ -1,7 +1,7 @@
 from django.contrib import admin
 from django.urls import include, path, re_path
 
-from deconv import account_views, views
+from deconv import account_views, views, views_email
 
 # allauth renders its refusals through ROOT_URLCONF.handler429: our page, Retry-After, an event.
 handler429 = "deconv.ratelimit.handler429"
@@ -9,6 +9,8 @@ handler429 = "deconv.ratelimit.handler429"
 urlpatterns = [
     path("healthz", views.healthz, name="healthz"),
     path("i18n/", include("django.conf.urls.i18n")),
+    # The stop link of every email that the law does not require (deconv.outbox).
+    path("email/stop/<str:token>/", views_email.email_stop, name="email_stop"),
     # Before allauth's own route (same pattern and name): an idempotent confirmation page.
     re_path(
         r"^accounts/confirm-email/(?P<key>[-:\w]+)/$",

@@ -458,12 +458,11 @@ class _RowWriter:
                     for value in values:
                         copy.write_row(value)
                 return
-            datetime_positions = [i for i, f in enumerate(fields) if isinstance(f, models.DateTimeField)]
-            adapted = []
-            for value in values:
-                for i in datetime_positions:
-                    value[i] = connection.ops.adapt_datetimefield_value(value[i])
-                adapted.append(value)
+            # Each field prepares its own value for this database (datetimes, UUIDs on SQLite...).
+            adapted = [
+                [field.get_db_prep_save(value, connection) for field, value in zip(fields, row, strict=True)]
+                for row in values
+            ]
             placeholders = ", ".join(["%s"] * len(fields))
             cursor.executemany(f"INSERT INTO {table} ({columns}) VALUES ({placeholders})", adapted)  # noqa: S608 (model metadata)
 

@@ -1,17 +1,16 @@
-"""One small function per email kind: `*_queue` runs in the request, `*_send` in a Celery task.
+"""One small function per email kind, each queueing into the outbox (deconv.outbox).
 
-Queue functions dispatch with transaction.on_commit, so nothing is sent for a rolled-back change
-and no request waits for SMTP. Send functions re-read the database: a pledge withdrawn between
-the two gets no further email. Each send carries a dedupe key (see deconv.mail.email_send_once).
+They run in the request, inside the service's transaction: the email is rendered now (the
+signer's language, the pledge as it is), stored with its dedupe key, and sent by a worker once
+the transaction commits; nothing is stored or sent for a rolled-back change.
 """
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone, translation
 
-from deconv.mail import RenderedEmail, email_render, email_send_once
+from deconv.outbox import email_cancel, email_forget, email_queue
 from pledges.enums import LIVE_STATUSES
 from pledges.models import Campaign, Pledge
 
@@ -33,29 +32,23 @@ def _campaign_links(campaign: Campaign) -> dict[str, str]:
     }
 
 
+def _pledge_received_key(pledge_id: int) -> str:
+    return f"pledge-received:{pledge_id}"
+
+
 # --- "We have received your pledge" -------------------------------------------------------
 
 
 def pledge_received_queue(*, pledge: Pledge) -> None:
-    from pledges.tasks import email_pledge_received
-
-    pledge_id, language = pledge.pk, _language()
-    transaction.on_commit(lambda: email_pledge_received.delay(pledge_id=pledge_id, language=language))
-
-
-def pledge_received_send(*, pledge_id: int, language: str) -> bool:
-    """Send unless the pledge is gone, no longer live, or its account has no address."""
-    pledge = (
-        Pledge.objects.select_related("campaign", "letter_version", "department", "user")
-        .filter(pk=pledge_id, status__in=LIVE_STATUSES, user__isnull=False)
-        .first()
-    )
-    if pledge is None:
-        return False
-    email = email_render(
+    """Once per pledge; not when its account has no address (a paper pledge entered by an organizer)."""
+    if pledge.user is None or not pledge.user.email:
+        return
+    email_queue(
         kind="pledge_received",
-        to=pledge.user.email,
-        language=language,
+        recipient=pledge.user.email,
+        language=_language(),
+        user=pledge.user,
+        dedupe_key=_pledge_received_key(pledge.pk),
         context={
             "campaign": pledge.campaign,
             "letter_version_number": pledge.letter_version.number,
@@ -64,99 +57,69 @@ def pledge_received_send(*, pledge_id: int, language: str) -> bool:
             "account_url": _absolute(reverse("pledges:account_overview")),
         },
     )
-    return email_send_once(email=email, dedupe_key=f"pledge_received:{pledge.pk}")
 
 
 # --- "You have already signed" (sent to the existing owner, never to the submitter) ----------
 
 
 def pledge_already_signed_queue(*, owner_id: int, campaign: Campaign) -> None:
-    from pledges.tasks import email_pledge_already_signed
-
-    campaign_id = campaign.pk
-    # The owner's language is unknown (no preference stored yet): the site's default, not the
-    # submitter's, which would tell the owner nothing true.
-    language = settings.LANGUAGE_CODE
-    # One email per owner, campaign and hour: repeated attempts must not let anyone flood a
-    # physician's mailbox through our form.
-    hour = timezone.now().strftime("%Y%m%d%H")
-    dedupe_key = f"pledge_already_signed:{owner_id}:{campaign_id}:{hour}"
-    transaction.on_commit(
-        lambda: email_pledge_already_signed.delay(
-            owner_id=owner_id, campaign_id=campaign_id, language=language, dedupe_key=dedupe_key
-        )
-    )
-
-
-def pledge_already_signed_send(*, owner_id: int, campaign_id: int, language: str, dedupe_key: str) -> bool:
+    """At most one per owner, campaign and hour: repeated attempts must not let anyone flood a
+    physician's mailbox through our form."""
     owner = get_user_model().objects.filter(pk=owner_id, is_active=True).first()
-    campaign = Campaign.objects.filter(pk=campaign_id).first()
-    if owner is None or campaign is None:
-        return False
+    if owner is None or not owner.email:
+        return
+    hour = timezone.now().strftime("%Y%m%d%H")
     has_pledge = Pledge.objects.filter(campaign=campaign, user=owner, status__in=LIVE_STATUSES).exists()
-    email = email_render(
+    email_queue(
         kind="pledge_already_signed",
-        to=owner.email,
-        language=language,
+        recipient=owner.email,
+        # The owner's language is unknown (no preference stored yet): the site's default, not the
+        # submitter's, which would tell the owner nothing true.
+        language=settings.LANGUAGE_CODE,
+        user=owner,
+        dedupe_key=f"already-signed:{campaign.pk}:{owner.pk}:{hour}",
         context={"campaign": campaign, "has_pledge": has_pledge, **_campaign_links(campaign)},
     )
-    return email_send_once(email=email, dedupe_key=dedupe_key)
 
 
-# --- "Your withdrawal is confirmed" ----------------------------------------------------------
+# --- "Your withdrawal is confirmed" (required: it is the proof of the request) -----------------
 
 
 def pledge_withdrawn_queue(*, pledge: Pledge) -> None:
-    from pledges.tasks import email_pledge_withdrawn
-
-    pledge_id, language = pledge.pk, _language()
-    transaction.on_commit(lambda: email_pledge_withdrawn.delay(pledge_id=pledge_id, language=language))
-
-
-def pledge_withdrawn_send(*, pledge_id: int, language: str) -> bool:
-    """The last email about a pledge: sent only if it is still withdrawn and its account exists."""
-    pledge = (
-        Pledge.objects.select_related("campaign", "user")
-        .filter(pk=pledge_id, withdrawn_at__isnull=False, user__isnull=False)
-        .exclude(status__in=LIVE_STATUSES)
-        .first()
-    )
-    if pledge is None:
-        return False
-    email = email_render(
+    """The last email about a pledge. A receipt for it still waiting in the outbox is cancelled:
+    it would tell the signer that a pledge they just withdrew is recorded."""
+    email_cancel(dedupe_keys=[_pledge_received_key(pledge.pk)], reason="pledge withdrawn before sending")
+    if pledge.user is None or not pledge.user.email:
+        return
+    email_queue(
         kind="pledge_withdrawn",
-        to=pledge.user.email,
-        language=language,
+        recipient=pledge.user.email,
+        language=_language(),
+        user=pledge.user,
+        dedupe_key=f"withdrawn:{pledge.pk}",
         context={
             "campaign": pledge.campaign,
             "withdrawn_at": pledge.withdrawn_at,
             **_campaign_links(pledge.campaign),
         },
     )
-    return email_send_once(email=email, dedupe_key=f"pledge_withdrawn:{pledge.pk}")
 
 
-# --- "Your data has been deleted" (rendered before the account is) ---------------------------
+# --- "Your data has been deleted" (required; rendered before the account is deleted) -----------
 
 
 def account_deleted_queue(*, email_address: str, withdrawn_campaigns: list[str], request_id: str) -> None:
-    """Render now, while we still know the address, and send after the deletion commits.
+    """Rendered now, while we still know the address, sent after the deletion commits.
 
-    The rendered message travels in the task's arguments: once the account is deleted, nothing
-    else in the database can tell the worker where to write.
+    The outbox blanks the address and text of this row once it is sent (the email says that the
+    address is not kept). The key is the erasure request's: an account is erased once. Earlier
+    emails to the address are forgotten first (deconv.outbox.email_forget).
     """
-    from pledges.tasks import email_send_rendered
-
-    email = email_render(
+    email_forget(address=email_address)
+    email_queue(
         kind="account_deleted",
-        to=email_address,
+        recipient=email_address,
         language=_language(),
+        dedupe_key=f"data-deleted:{request_id}",
         context={"withdrawn_campaigns": withdrawn_campaigns, "home_url": _absolute(reverse("pledges:home"))},
     )
-    payload = email.as_dict()
-    dedupe_key = f"account_deleted:{request_id}"
-    transaction.on_commit(lambda: email_send_rendered.delay(email=payload, dedupe_key=dedupe_key))
-
-
-def rendered_send(*, email: dict, dedupe_key: str) -> bool:
-    return email_send_once(email=RenderedEmail(**email), dedupe_key=dedupe_key)

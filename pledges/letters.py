@@ -9,7 +9,10 @@ and the date through placeholders) or only its paragraphs. The template adds eac
 does not fill itself, so neither kind prints a block twice.
 """
 
+import hashlib
+import json
 import string
+from datetime import date
 
 from django.utils import timezone, translation
 from django.utils.dateformat import format as date_format
@@ -85,11 +88,15 @@ def _placeholders_used(text: str) -> set[str]:
     return {name for _literal, name, _spec, _conv in string.Formatter().parse(text) if name}
 
 
-def letter_context(*, pledge: Pledge, intention: bool) -> dict:
-    """Everything templates/letters/letter.html needs; `intention` marks it as not sent."""
+def letter_context(*, pledge: Pledge, intention: bool, today: date | None = None) -> dict:
+    """Everything templates/letters/letter.html needs; `intention` marks it as not sent.
+
+    `today` is the date the letter is dated (today when None): a released letter is dated the
+    day of its release, so regenerating it later prints the same date.
+    """
     version = pledge.letter_version
     with translation.override(LETTER_LANGUAGE):
-        values = placeholder_values(pledge=pledge)
+        values = placeholder_values(pledge=pledge, today=today)
         body = fill_placeholders(text=version.body, values=values)
         used = _placeholders_used(version.body)
         return {
@@ -114,3 +121,34 @@ def letter_render_pdf(*, pledge: Pledge, intention: bool) -> tuple[str, bytes]:
     context = letter_context(pledge=pledge, intention=intention)
     with translation.override(LETTER_LANGUAGE):
         return render_to_pdf(template_name=LETTER_TEMPLATE, context=context)
+
+
+# Bump when a change to templates/letters/ or letter.css should regenerate the letters not sent yet.
+LETTER_LAYOUT_VERSION = 1
+
+
+def letter_inputs(*, pledge: Pledge, today: date) -> dict:
+    """What a released letter is made from: its text, the signer's fields it prints, the caisse, the date."""
+    caisse = pledge.caisse
+    return {
+        "layout": LETTER_LAYOUT_VERSION,
+        "letter_version_sha256": pledge.letter_version.content_sha256,
+        "last_name": pledge.last_name,
+        "first_name": pledge.first_name,
+        "rpps": pledge.rpps,
+        "specialty": pledge.specialty,
+        "practice_address": pledge.practice_address,
+        "postal_code": pledge.postal_code,
+        "city": pledge.city,
+        "caisse_name": caisse.name if caisse else "",
+        "caisse_address": caisse_address_lines(caisse),
+        "date": today.isoformat(),
+    }
+
+
+def letter_inputs_sha256(*, pledge: Pledge, today: date) -> str:
+    """A hash of letter_inputs: equal hashes, same letter; a different one means "regenerate"."""
+    payload = json.dumps(
+        letter_inputs(pledge=pledge, today=today), ensure_ascii=False, sort_keys=True, separators=(",", ":")
+    )
+    return hashlib.sha256(payload.encode("utf-8")).hexdigest()

@@ -83,13 +83,64 @@ def campaign_national_counts(*, campaign_ids: Iterable[int]) -> dict[int, dict]:
     return result
 
 
-def campaign_public_counts(*, campaign: Campaign) -> dict:
+def campaign_public_conditions(*, campaign: Campaign) -> dict[tuple[str, str], dict]:
+    """(level, code) -> the public side of each territory's condition, in a fixed number of queries.
+
+    {"target" (None: no rule at this level), "missing" (None without a target, or when the count
+    is suppressed: target - missing would reveal it), "status" (None outside the release level),
+    "round_ends_at", "released_at" (None when not applicable), "text"} (pledges.conditions).
+    """
+    from pledges.conditions import campaign_conditions
+
+    result = {}
+    for key, explanation in campaign_conditions(campaign=campaign).items():
+        shown = public_count(explanation.count)
+        result[key] = {
+            "target": explanation.target,
+            "missing": explanation.missing if explanation.target is not None and shown is not None else None,
+            "status": explanation.status,
+            "round_ends_at": explanation.round_ends_at,
+            "released_at": explanation.released_at,
+            "text": explanation.text,
+        }
+    return result
+
+
+CONDITION_FIELDS = ("target", "missing", "status", "round_ends_at", "released_at")
+
+
+def counts_with_conditions(
+    *, counts: dict, conditions: dict[tuple[str, str], dict], with_text: bool = False
+) -> dict:
+    """A copy of campaign_public_counts' answer whose entries carry their condition's fields."""
+    fields = (*CONDITION_FIELDS, "text") if with_text else CONDITION_FIELDS
+    empty = dict.fromkeys(fields)
+
+    def enrich(entry: dict) -> dict:
+        condition = conditions.get((entry["level"], entry["code"]), empty)
+        return {**entry, **{name: condition.get(name) for name in fields}}
+
+    return {
+        **counts,
+        "nation": enrich(counts["nation"]),
+        "regions": [enrich(entry) for entry in counts["regions"]],
+        "departments": [enrich(entry) for entry in counts["departments"]],
+    }
+
+
+def campaign_public_counts(*, campaign: Campaign, with_conditions: bool = False) -> dict:
     """Published counts of a campaign for the nation, every region and every department, in 3 queries.
 
     Departments come in official order (position), regions in INSEE code order; every territory is
     listed, 0 when nobody signed there. Each entry is {"code", "name", "level", "pledges" (None
     when suppressed), "suppressed"}. `updated_at` is the moment counts include events up to.
+    `with_conditions` adds CONDITION_FIELDS to each entry (campaign_public_conditions' queries).
     """
+    if with_conditions:
+        return counts_with_conditions(
+            counts=campaign_public_counts(campaign=campaign),
+            conditions=campaign_public_conditions(campaign=campaign),
+        )
     counted = {
         (level, code): pledges
         for level, code, pledges in TerritoryCount.objects.filter(campaign=campaign).values_list(

@@ -37,6 +37,7 @@ from pledges.models import (
     default_practice_modes,
     default_professions,
 )
+from pledges.rounds import round_invite_new_signer
 from pledges.rpps import rpps_is_valid, rpps_normalize
 from territories.models import Caisse, Department
 from territories.postal import postal_code_matches_department
@@ -325,6 +326,7 @@ def pledge_create(
                 pledge.save(force_insert=True)
                 pledge_event_record(pledge=pledge, kind=PledgeEventKind.PLEDGED)
                 pledge_received_queue(pledge=pledge)
+                round_invite_new_signer(pledge=pledge)
         except IntegrityError:
             # A concurrent submission won the race; its row is committed, so we can see who owns it.
             conflict, owner_id = _pledge_conflict_owner(campaign=campaign, user=user, rpps=rpps)

@@ -15,6 +15,17 @@ def counts_tick() -> dict:
     result = counts_update_if_due()
     if result is None:
         return {"due": False}
+    if not result.skipped:
+        # After counts_update's transaction has committed: evaluating conditions never holds the
+        # counting lock, and it costs a few queries when nothing changed (pledges.rounds).
+        from pledges.rounds import conditions_evaluate
+
+        conditions_evaluate()
+        # The events this count covered go into the public ledger, in a transaction of its own
+        # (pledges.ledger): a ledger failure never holds back counts nor crossings.
+        from pledges.ledger import ledger_append_pending
+
+        ledger_append_pending()
     return {"due": True, "skipped": result.skipped, "events": result.events}
 
 
@@ -22,6 +33,10 @@ def counts_tick() -> dict:
 def counts_update_task() -> dict:
     """Count now, whatever the interval (e.g. from the admin or a shell after an incident)."""
     result = counts_update()
+    if not result.skipped:
+        from pledges.rounds import conditions_evaluate
+
+        conditions_evaluate()
     return {"skipped": result.skipped, "events": result.events}
 
 
@@ -31,49 +46,163 @@ def counts_reconcile_task() -> dict:
     return {"drifts": len(counts_reconcile())}
 
 
-# --- Signing emails ---------------------------------------------------------------------------
-# Imported here, not at the top: this section is appended to a module another part of the work owns.
-from deconv.tasks import TRANSIENT_SMTP_ERRORS  # noqa: E402
+@shared_task(name="pledges.ledger_repair")
+def ledger_repair_task() -> dict:
+    """Append to the ledger the events committed too late for the counting tick (hourly)."""
+    from pledges.ledger import ledger_append_missing
 
-# Each task reads the database again (a pledge withdrawn meanwhile gets no email) and sends under
-# a dedupe key (deconv.mail.email_send_once), so a redelivered task does not send twice.
-# Transient SMTP and network errors are retried with backoff (the same list as deconv.send_email);
-# a refused recipient fails at once.
-_EMAIL_TASK_OPTIONS = {
-    "acks_late": True,
-    "autoretry_for": TRANSIENT_SMTP_ERRORS,
-    "retry_backoff": 30,
-    "retry_backoff_max": 1800,
-    "max_retries": 8,
-}
+    return {"entries": ledger_append_missing().entries}
 
 
-@shared_task(name="pledges.email_pledge_received", **_EMAIL_TASK_OPTIONS)
-def email_pledge_received(*, pledge_id: int, language: str) -> bool:
-    from pledges.emails import pledge_received_send
-
-    return pledge_received_send(pledge_id=pledge_id, language=language)
+# Signing emails (pledge received, already signed, withdrawn, account deleted) have no task of
+# their own any more: pledges.emails queues them into the outbox, sent by deconv.outbox_send.
 
 
-@shared_task(name="pledges.email_pledge_already_signed", **_EMAIL_TASK_OPTIONS)
-def email_pledge_already_signed(*, owner_id: int, campaign_id: int, language: str, dedupe_key: str) -> bool:
-    from pledges.emails import pledge_already_signed_send
-
-    return pledge_already_signed_send(
-        owner_id=owner_id, campaign_id=campaign_id, language=language, dedupe_key=dedupe_key
-    )
+# --- Conditions, rounds and the campaign's lifecycle ------------------------------------------
+# Each service claims its work (row lock + status check, conditional UPDATE, unique constraint)
+# and queues emails in the outbox under dedupe keys, so a task that runs twice does nothing twice.
 
 
-@shared_task(name="pledges.email_pledge_withdrawn", **_EMAIL_TASK_OPTIONS)
-def email_pledge_withdrawn(*, pledge_id: int, language: str) -> bool:
-    from pledges.emails import pledge_withdrawn_send
+@shared_task(name="pledges.conditions_evaluate", acks_late=True)
+def conditions_evaluate_task(*, campaign_ids: list[int] | None = None) -> dict:
+    """Evaluate now, even if nothing seems changed (e.g. after a reference population import)."""
+    from pledges.rounds import conditions_evaluate
 
-    return pledge_withdrawn_send(pledge_id=pledge_id, language=language)
+    return {"crossings": conditions_evaluate(campaign_ids=campaign_ids, force=True)}
 
 
-@shared_task(name="pledges.email_send_rendered", **_EMAIL_TASK_OPTIONS)
-def email_send_rendered(*, email: dict, dedupe_key: str) -> bool:
-    """An email rendered in the request (the account it went to no longer exists)."""
-    from pledges.emails import rendered_send
+@shared_task(name="pledges.rounds_close_due", acks_late=True)
+def rounds_close_due_task() -> dict:
+    from pledges.rounds import rounds_close_due
 
-    return rendered_send(email=email, dedupe_key=dedupe_key)
+    return {"closed": rounds_close_due()}
+
+
+@shared_task(name="pledges.rounds_remind", acks_late=True)
+def rounds_remind_task() -> dict:
+    from pledges.rounds import rounds_remind
+
+    return {"reminded": rounds_remind()}
+
+
+@shared_task(name="pledges.milestones_announce", acks_late=True)
+def milestones_announce_task() -> dict:
+    from pledges.lifecycle import milestones_announce
+
+    return {"milestones": milestones_announce()}
+
+
+@shared_task(name="pledges.campaigns_close", acks_late=True)
+def campaigns_close_task() -> dict:
+    """Close campaigns at their date, then expire what every closed campaign left unreleased."""
+    from pledges.lifecycle import campaigns_close_due, campaigns_expire
+
+    closed = campaigns_close_due()
+    return {"closed": len(closed), "expired_pledges": campaigns_expire()}
+
+
+@shared_task(name="pledges.campaigns_purge", acks_late=True)
+def campaigns_purge_task() -> dict:
+    from pledges.lifecycle import campaigns_purge_due
+
+    return {"purged": len(campaigns_purge_due())}
+
+
+# --- Moderation and the RPPS directory ---------------------------------------------------------
+# Imported in the bodies: pledges.moderation and pledges.directory import services that import
+# this module's neighbours. Each service claims its job with a conditional UPDATE and is safe to
+# run twice (see their docstrings), hence acks_late.
+
+
+@shared_task(name="pledges.bulk_invalidate", acks_late=True)
+def bulk_invalidate(bulk_id: int) -> dict:
+    """Invalidate, in batches, the pledges matching a confirmed BulkInvalidation's rule."""
+    from pledges.moderation import bulk_invalidation_run
+
+    bulk = bulk_invalidation_run(bulk_id=bulk_id)
+    return {"status": bulk.status, "invalidated": bulk.progress_done}
+
+
+@shared_task(name="pledges.directory_import", acks_late=True)
+def directory_import(import_id: int) -> dict:
+    """Import an uploaded RPPS directory file, then verify every pledge against it."""
+    from pledges.directory import directory_import_run, pledge_verification_run
+    from pledges.enums import BundleStatus
+
+    result = directory_import_run(import_id=import_id)
+    counts = pledge_verification_run() if result.status == BundleStatus.DONE else {}
+    return {"status": result.status, "physicians": result.physicians_kept, **counts}
+
+
+@shared_task(name="pledges.directory_verify", acks_late=True)
+def directory_verify(campaign_id: int) -> dict:
+    """Verify one campaign's pledges against the directory already imported."""
+    from pledges.directory import pledge_verification_run
+
+    return pledge_verification_run(campaign_id=campaign_id)
+
+
+# --- Organizers' exports ------------------------------------------------------------------------
+
+
+@shared_task(name="pledges.export_build", acks_late=True)
+def export_build_task(export_id: int) -> str:
+    """Build one export's file; a second delivery finds the job claimed and does nothing."""
+    from pledges.exports import export_build
+
+    return export_build(export_id=export_id)
+
+
+# --- Released letters, escrow bundles, follow-through ------------------------------------------
+# Imported in the bodies, like the sections above. Each service claims its work (FOR UPDATE SKIP
+# LOCKED batches and the Letter.pledge OneToOne; conditional UPDATEs on Release, EscrowBundle and
+# Letter.followup_reminded_at), so a redelivered task does nothing twice: hence acks_late.
+
+
+@shared_task(name="pledges.release_process", acks_late=True)
+def release_process_task(release_id: int) -> dict:
+    """Dispatched by the conditions work when a territory is released (pledges.rounds)."""
+    from pledges.letters_pipeline import release_process
+
+    result = release_process(release_id=release_id)
+    return {"letters_created": result.letters_created, "finished": result.finished}
+
+
+@shared_task(name="pledges.release_letters_help", acks_late=True)
+def release_letters_help(release_id: int) -> dict:
+    """A second worker process rendering batches of a large release alongside release_process."""
+    from pledges.letters_pipeline import release_process
+
+    result = release_process(release_id=release_id, helpers=False)
+    return {"letters_created": result.letters_created, "finished": result.finished}
+
+
+@shared_task(name="pledges.releases_resume", acks_late=True)
+def releases_resume_task() -> dict:
+    from pledges.letters_pipeline import releases_resume
+
+    return {"resumed": releases_resume()}
+
+
+@shared_task(name="pledges.letters_refresh", acks_late=True)
+def letters_refresh_task(release_id: int | None = None) -> dict:
+    """Regenerate the letters not yet sent whose inputs changed (e.g. a caisse address corrected)."""
+    from pledges.letters_pipeline import letters_refresh
+    from pledges.models import Release
+
+    release = Release.objects.get(pk=release_id) if release_id is not None else None
+    return {"regenerated": letters_refresh(release=release)}
+
+
+@shared_task(name="pledges.escrow_bundle_build", acks_late=True)
+def escrow_bundle_build_task(bundle_id: int) -> dict:
+    from pledges.escrow import escrow_bundle_build
+
+    return {"built": escrow_bundle_build(bundle_id=bundle_id)}
+
+
+@shared_task(name="pledges.followup_remind", acks_late=True)
+def followup_remind_task() -> dict:
+    from pledges.followthrough import followup_remind
+
+    return {"reminded": followup_remind()}

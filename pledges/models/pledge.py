@@ -132,7 +132,8 @@ class Pledge(models.Model):
             # frees both, so the physician can sign again later.
             models.UniqueConstraint(
                 fields=["campaign", "rpps"],
-                condition=Q(status__in=LIVE_STATUSES),
+                # Purged pledges keep their status with a blank RPPS: those don't collide.
+                condition=Q(status__in=LIVE_STATUSES) & ~Q(rpps=""),
                 name="pledges_pledge_one_live_per_rpps",
             ),
             models.UniqueConstraint(

@@ -28,15 +28,22 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
 
+from pledges.counting import NATION_CODE
+from pledges.enums import TerritoryLevel
+from pledges.ledger import counts_normal, ledger_digest_latest, ledger_digests_recent
+from pledges.models import LedgerDigest
 from pledges.selectors import (
     campaign_get_public,
     campaign_list_public,
     campaign_national_counts,
     campaign_public_counts,
     counter_state_public,
+    public_count,
 )
 
 API_CACHE_SECONDS = 1
+# Digests listed by /digests/, newest first; any older head can be recomputed from the ledger export.
+DIGESTS_LISTED = 100
 # Browsers and proxies may serve a stale answer for this many intervals while they refetch.
 STALE_WHILE_REVALIDATE_INTERVALS = 3
 SAFE_METHODS = ("GET", "HEAD")
@@ -152,16 +159,61 @@ def _campaign_detail_answer(*, slug: str) -> CachedAnswer:
         campaign = campaign_get_public(slug=slug)
     except Http404:
         return _not_found_answer()
-    counts = campaign_public_counts(campaign=campaign)
+    counts = campaign_public_counts(campaign=campaign, with_conditions=True)
     payload = {
         "slug": campaign.slug,
         "title": campaign.title,
         "status": campaign.status,
         "pledges": counts["nation"]["pledges"],
         "updated_at": _iso(counts["updated_at"]),
-        "territories": [*counts["departments"], *counts["regions"], counts["nation"]],
+        # Per territory: its count and its condition (target, missing, status, round_ends_at,
+        # released_at; null where not applicable).
+        "territories": [
+            _territory_json(entry) for entry in [*counts["departments"], *counts["regions"], counts["nation"]]
+        ],
+        # The public ledger's latest digest (pledges.ledger), null before the first one.
+        "digest": _digest_json(ledger_digest_latest(campaign=campaign)),
     }
     return 200, _dump(payload), counts["interval_seconds"]
+
+
+@public_api
+def campaign_digests(request: HttpRequest, slug: str) -> HttpResponse:
+    if len(slug) > MAX_SLUG_LENGTH:
+        return _not_found()
+    return _cached_answer(key=f"api:v1:digests:{slug}", build=lambda: _campaign_digests_answer(slug=slug))
+
+
+def _campaign_digests_answer(*, slug: str) -> CachedAnswer:
+    """The latest digests, newest first, each with the national count it vouches for (suppressed 1-4)."""
+    try:
+        campaign = campaign_get_public(slug=slug)
+    except Http404:
+        return _not_found_answer()
+    digests = ledger_digests_recent(campaign=campaign, limit=DIGESTS_LISTED)
+    payload = {
+        "slug": campaign.slug,
+        "digests": [
+            {
+                **_digest_json(digest),
+                "pledges": public_count(
+                    counts_normal(digest.counts).get(TerritoryLevel.NATION.value, {}).get(NATION_CODE, 0)
+                ),
+            }
+            for digest in digests
+        ],
+    }
+    return 200, _dump(payload), counter_state_public()["interval_seconds"]
+
+
+def _digest_json(digest: LedgerDigest | None) -> dict | None:
+    if digest is None:
+        return None
+    return {
+        "sequence": digest.sequence,
+        "head_hash": digest.head_hash,
+        "published_at": _iso(digest.published_at),
+    }
 
 
 def _campaign_count_answer(*, slug: str) -> CachedAnswer:
@@ -173,6 +225,10 @@ def _campaign_count_answer(*, slug: str) -> CachedAnswer:
     count = campaign_national_counts(campaign_ids=[campaign.pk])[campaign.pk]
     payload = {"slug": campaign.slug, "pledges": count["pledges"], "updated_at": _iso(state["updated_at"])}
     return 200, _dump(payload), state["interval_seconds"]
+
+
+def _territory_json(entry: dict) -> dict:
+    return {**entry, "round_ends_at": _iso(entry["round_ends_at"]), "released_at": _iso(entry["released_at"])}
 
 
 def _not_found_answer() -> CachedAnswer:

@@ -19,17 +19,18 @@ def _fast_password_hashing(settings):
 
 @pytest.fixture
 def sent_tasks(monkeypatch):
-    """Run `deconv.send_email` in this process when dispatched, and list each dispatch.
+    """Run the outbox's `deconv.outbox_send` in this process when dispatched, and list each
+    dispatch (its task arguments: the ids of the queued emails).
 
     Unit tests only: the worker test proves the real path through the broker.
     """
     calls = []
 
-    def delay(**kwargs):
+    def apply_async(kwargs=None, **options):
         calls.append(kwargs)
-        return tasks.send_email.apply(kwargs=kwargs)
+        return tasks.outbox_send.apply(kwargs=kwargs)
 
-    monkeypatch.setattr(tasks.send_email, "delay", delay)
+    monkeypatch.setattr(tasks.outbox_send, "apply_async", apply_async)
     return calls
 
 

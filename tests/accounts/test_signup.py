@@ -7,6 +7,7 @@ from django.contrib.auth import get_user_model
 from django.core import mail
 from django.test import Client
 
+from deconv.models import OutgoingEmail
 from tests.accounts.conftest import PASSWORD, last_link, path_of
 
 pytestmark = pytest.mark.django_db
@@ -35,8 +36,9 @@ def test_signup_mails_the_confirmation_link_through_the_task_after_commit(
     assert response.status_code == 302
     assert response["Location"] == "/accounts/confirm-email/"
     assert len(sent_tasks) == 1
-    assert sent_tasks[0]["kind"] == "account/email/email_confirmation_signup"
-    assert sent_tasks[0]["to"] == ["nouveau@example.org"]
+    queued = OutgoingEmail.objects.get(pk__in=sent_tasks[0]["ids"])
+    assert queued.kind == "account/email/email_confirmation_signup"
+    assert queued.recipient == "nouveau@example.org"
     assert len(mail.outbox) == 1
     message = mail.outbox[0]
     assert message.to == ["nouveau@example.org"]

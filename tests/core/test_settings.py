@@ -87,7 +87,7 @@ def test_production_environment_selects_postgres_redis_and_smtp(tmp_path):
     assert values["engine"] == "django.db.backends.postgresql"
     assert values["db_host"] == "db.internal"
     assert values["broker"] == "redis://cache.internal:6379/2"
-    assert values["cache"] == "django.core.cache.backends.redis.RedisCache"
+    assert values["cache"] == "deconv.cache.ResilientRedisCache"
     assert values["email"] == "django.core.mail.backends.smtp.EmailBackend"
     assert (values["email_host"], values["email_port"]) == ("smtp.example.org", 587)
     assert values["email_tls"] is True

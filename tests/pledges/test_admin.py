@@ -26,6 +26,17 @@ def _form_data(campaign: Campaign | None = None, **letter) -> dict:
         "eligible_specialties": [],
         "eligible_practice_modes": ["liberal", "mixed"],
         "reference_population_kind": "liberal_gps",
+        # Conditions and release (pledges.conditions): the model's defaults.
+        "release_level": "department",
+        "national_gate_min_total": "0",
+        "confirmation_round": "on",
+        "round_days": "14",
+        "milestone_emails": "on",
+        "purge_after_days": "183",
+        "threshold_rules-TOTAL_FORMS": "0",
+        "threshold_rules-INITIAL_FORMS": "0",
+        "threshold_rules-MIN_NUM_FORMS": "0",
+        "threshold_rules-MAX_NUM_FORMS": "1000",
         # The read-only inline still posts its management form.
         "letter_versions-TOTAL_FORMS": "0",
         "letter_versions-INITIAL_FORMS": "0",

@@ -6,10 +6,11 @@ import pytest
 from django.core import mail
 from django.core.exceptions import ValidationError
 from django.urls import reverse
+from django.utils import translation
 
-from deconv.mail import RenderedEmail, email_send_once
+from deconv.models import EmailStatus, OutgoingEmail
+from deconv.outbox import outbox_send
 from deconv.pdf import PDF_STATIC_URL, render_to_pdf, static_path_for_url
-from pledges import emails
 from pledges.enums import CampaignStatus, PledgeEventKind, PledgeStatus
 from pledges.letters import french_date, letter_context, letter_render_pdf
 from pledges.models import Pledge, PledgeEvent, RppsClaim
@@ -164,13 +165,20 @@ def test_withdrawal_is_idempotent_and_writes_one_event_and_one_email(
     assert "withdraw" in mail.outbox[0].body.lower() or "retir" in mail.outbox[0].body.lower()
 
 
-def test_a_withdrawn_pledge_gets_no_further_email(campaign, signer, eager_celery):
+def test_a_withdrawn_pledge_gets_no_further_email(
+    campaign, signer, eager_celery, django_capture_on_commit_callbacks
+):
+    # Its receipt is queued in the outbox, not sent yet (the commit has not happened).
     pledge = pledge_for(campaign=campaign, user=signer)
-    pledge_withdraw(pledge=pledge)
+    with django_capture_on_commit_callbacks(execute=True):
+        pledge_withdraw(pledge=pledge)
 
-    # A "pledge received" task that runs late (queue backlog, retry) finds the pledge withdrawn.
-    assert emails.pledge_received_send(pledge_id=pledge.pk, language="fr") is False
-    assert mail.outbox == []
+    receipt = OutgoingEmail.objects.get(dedupe_key=f"pledge-received:{pledge.pk}")
+    assert receipt.status == EmailStatus.FAILED
+    # A send task that runs late (queue backlog, retry) finds nothing to send.
+    assert outbox_send(ids=[receipt.pk]).sent == 0
+    assert len(mail.outbox) == 1
+    assert "withdraw" in mail.outbox[0].subject.lower() or "retrait" in mail.outbox[0].subject.lower()
 
 
 # --- Emails ---------------------------------------------------------------------------------------
@@ -178,9 +186,10 @@ def test_a_withdrawn_pledge_gets_no_further_email(campaign, signer, eager_celery
 
 def test_email_parts_are_rendered_in_the_recipients_language(campaign, signer, settings):
     settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
-    pledge = pledge_for(campaign=campaign, user=signer, last_name="<b>Martin</b>")
+    with translation.override("en"):
+        pledge_for(campaign=campaign, user=signer, last_name="<b>Martin</b>")
 
-    assert emails.pledge_received_send(pledge_id=pledge.pk, language="en") is True
+    assert outbox_send(ids=[OutgoingEmail.objects.get(kind="pledge_received").pk]).sent == 1
 
     [message] = mail.outbox
     assert message.subject.startswith(settings.ACCOUNT_EMAIL_SUBJECT_PREFIX)
@@ -189,32 +198,6 @@ def test_email_parts_are_rendered_in_the_recipients_language(campaign, signer, s
     assert "<p>" not in message.body and "&quot;" not in message.body  # plain text, not escaped HTML
     assert message.alternatives[0][1] == "text/html"
     assert "<b>Martin</b>" not in message.alternatives[0][0]
-
-
-def test_an_email_with_the_same_dedupe_key_is_sent_once(settings):
-    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
-    email = RenderedEmail(to="a@example.org", subject="s", body_text="t", body_html="<p>t</p>")
-
-    sent = [email_send_once(email=email, dedupe_key="test:1") for _ in range(3)]
-
-    assert sent == [True, False, False]
-    assert len(mail.outbox) == 1
-
-
-def test_a_failed_send_releases_its_dedupe_key_for_the_retry(settings, monkeypatch):
-    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
-    email = RenderedEmail(to="a@example.org", subject="s", body_text="t", body_html="<p>t</p>")
-
-    def refuse(*args, **kwargs):
-        raise ConnectionError("SMTP down")
-
-    monkeypatch.setattr("deconv.mail.email_send", refuse)
-    with pytest.raises(ConnectionError):
-        email_send_once(email=email, dedupe_key="test:retry")
-    monkeypatch.undo()
-
-    assert email_send_once(email=email, dedupe_key="test:retry") is True
-    assert len(mail.outbox) == 1
 
 
 # --- The letter ------------------------------------------------------------------------------------

@@ -1,0 +1,208 @@
+"""Letters per second: one WeasyPrint document per letter vs batched layouts, in the same run.
+
+    .venv/bin/python bench/letters.py --count 200
+    .venv/bin/python bench/letters.py --count 1000 --single-count 200 --processes 2
+
+Measures what release_process spends its time on: rendering the letters (the demo letter text,
+synthetic signers, one caisse per department) and writing each PDF atomically to a folder with
+its SHA-256, as pledges.letters_pipeline does. The database rows (one INSERT per letter) are not
+included: they cost well under a millisecond each next to the rendering. No database is needed.
+
+Prints one JSON line (and appends it to --output when given):
+- single_letters_per_s: one document per letter (letters_render_each), 1 process;
+- batched_letters_per_s: batches of --batch-size laid out once (letters_render_batch), 1 process;
+- parallel_letters_per_s: the same batches shared by a pool of --processes processes;
+- ratio: batched / single (wall clock); cpu_ratio: the same from the CPU time per letter, which
+  other work on the machine disturbs less; seconds_for_10000: 10,000 letters at the parallel rate.
+"""
+
+import argparse
+import hashlib
+import json
+import multiprocessing
+import os
+import sys
+import tempfile
+import time
+from datetime import date
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "deconv.settings")
+
+import django  # noqa: E402
+
+django.setup()
+
+from deconv.pdf import PDF_OPTIONS  # noqa: E402
+from pledges import letter_text  # noqa: E402
+from pledges.demo import DEMO_LETTER_BODY, DEMO_LETTER_TITLE  # noqa: E402
+from pledges.letters_batch import letters_render_batch, letters_render_each  # noqa: E402
+from pledges.models import LetterVersion, Pledge  # noqa: E402
+from pledges.rpps import luhn_check_digit  # noqa: E402
+from territories.models import Caisse, Department  # noqa: E402
+
+FIRST_NAMES = ["Élise", "Jean", "Anne-Sophie", "Mohamed", "Camille", "François", "Léa", "Hervé"]
+LAST_NAMES = ["Martin", "Bernard", "Dubois-Lefèvre", "N'Diaye", "Nguyen", "Moreau", "Lefebvre"]
+TODAY = date(2026, 3, 2)
+
+
+def synthetic_pledges(count: int) -> list[Pledge]:
+    """Unsaved pledges with everything a letter prints; no query is made."""
+    version = LetterVersion(number=1, title=DEMO_LETTER_TITLE, body=DEMO_LETTER_BODY)
+    version.legal_basis = letter_text.DEFAULT_LEGAL_BASIS
+    version.content_sha256 = version.compute_content_sha256()
+    pledges = []
+    for serial in range(count):
+        code = f"{serial % 95 + 1:02d}"
+        department = Department(code=code, name=f"Département {code}")
+        caisse = Caisse(
+            department=department,
+            code=code,
+            kind="cpam",
+            name=f"CPAM du département {code}",
+            address_line1=f"{serial % 40 + 1} rue de la Santé",
+            postal_code=f"{code}000",
+            city="Préfecture",
+        )
+        body = f"109{serial:07d}"
+        pledges.append(
+            Pledge(
+                pk=serial + 1,
+                letter_version=version,
+                department=department,
+                caisse=caisse,
+                rpps=body + luhn_check_digit(body),
+                first_name=FIRST_NAMES[serial % len(FIRST_NAMES)],
+                last_name=f"{LAST_NAMES[serial % len(LAST_NAMES)]}-{serial}",
+                specialty="general_practice",
+                practice_mode="liberal",
+                sector="1",
+                practice_address=f"{serial % 200 + 1} avenue de la République",
+                postal_code=f"{code}100",
+                city="Ville-sur-Test",
+            )
+        )
+    return pledges
+
+
+def _store(rendered, folder: Path) -> None:
+    """What the pipeline does with each PDF: hash it, write a temp file, rename it into place."""
+    for letter in rendered:
+        hashlib.sha256(letter.pdf).hexdigest()
+        final = folder / f"{letter.pledge_id}.pdf"
+        temp = folder / f".{letter.pledge_id}.tmp"
+        temp.write_bytes(letter.pdf)
+        os.replace(temp, final)
+
+
+def _render_and_store(args) -> tuple[int, float]:
+    """Render and store a chunk; returns (letters, CPU seconds this process spent on them)."""
+    pledges, folder, batched = args
+    started = time.process_time()
+    render = letters_render_batch if batched else letters_render_each
+    _store(render(pledges=pledges, today=TODAY), Path(folder))
+    return len(pledges), time.process_time() - started
+
+
+def _chunks(items: list, size: int) -> list[list]:
+    return [items[start : start + size] for start in range(0, len(items), size)]
+
+
+def _rate(count: int, seconds: float) -> float:
+    return round(count / seconds, 1) if seconds else 0.0
+
+
+def _ms_per_letter(seconds: float, count: int) -> float:
+    return round(seconds * 1000 / count, 1) if count else 0.0
+
+
+def run(*, count: int, single_count: int, batch_size: int, processes: int) -> dict:
+    pledges = synthetic_pledges(count)
+    # Warm up (imports, the first font load) so that neither way pays it in the figures.
+    letters_render_batch(pledges=pledges[:2], today=TODAY)
+    load_before = os.getloadavg()[0]
+    with tempfile.TemporaryDirectory() as folder:
+        started = time.perf_counter()
+        _done, single_cpu = _render_and_store((pledges[:single_count], folder, False))
+        single_seconds = time.perf_counter() - started
+
+        started = time.perf_counter()
+        batched_cpu = 0.0
+        for chunk in _chunks(pledges, batch_size):
+            batched_cpu += _render_and_store((chunk, folder, True))[1]
+        batched_seconds = time.perf_counter() - started
+
+        # fork: the children inherit the set-up Django and the unsaved objects.
+        context = multiprocessing.get_context("fork")
+        with context.Pool(processes) as pool:
+            pool.map(_render_and_store, [(pledges[:2], folder, True)] * processes)  # warm each process
+            started = time.perf_counter()
+            results = list(
+                pool.imap_unordered(
+                    _render_and_store, [(c, folder, True) for c in _chunks(pledges, batch_size)]
+                )
+            )
+            parallel_seconds = time.perf_counter() - started
+        sizes = [path.stat().st_size for path in Path(folder).glob("*.pdf")]
+    assert sum(done for done, _cpu in results) == count
+    single_rate = _rate(single_count, single_seconds)
+    batched_rate = _rate(count, batched_seconds)
+    parallel_rate = _rate(count, parallel_seconds)
+    single_cpu_ms = _ms_per_letter(single_cpu, single_count)
+    batched_cpu_ms = _ms_per_letter(batched_cpu, count)
+    return {
+        "bench": "letters",
+        "count": count,
+        "single_count": single_count,
+        "batch_size": batch_size,
+        "processes": processes,
+        "cpus": os.cpu_count(),
+        # Other work on the machine slows the wall-clock figures; the CPU ones are steadier.
+        "load_average_1min": [round(load_before, 2), round(os.getloadavg()[0], 2)],
+        "pdf_options": PDF_OPTIONS,
+        "single_seconds": round(single_seconds, 2),
+        "batched_seconds": round(batched_seconds, 2),
+        "parallel_seconds": round(parallel_seconds, 2),
+        "single_letters_per_s": single_rate,
+        "batched_letters_per_s": batched_rate,
+        "parallel_letters_per_s": parallel_rate,
+        "ratio": round(batched_rate / single_rate, 2) if single_rate else None,
+        "single_cpu_ms_per_letter": single_cpu_ms,
+        "batched_cpu_ms_per_letter": batched_cpu_ms,
+        "cpu_ratio": round(single_cpu_ms / batched_cpu_ms, 2) if batched_cpu_ms else None,
+        "parallel_cpu_ms_per_letter": _ms_per_letter(sum(cpu for _done, cpu in results), count),
+        "seconds_for_10000": round(10_000 / parallel_rate, 1) if parallel_rate else None,
+        # What 10,000 letters cost on `processes` idle cores at the measured CPU cost per letter.
+        "seconds_for_10000_idle_cores": round(10_000 * batched_cpu_ms / 1000 / processes, 1),
+        "mean_pdf_bytes": round(sum(sizes) / len(sizes)) if sizes else 0,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--count", type=int, default=200, help="letters to render batched")
+    parser.add_argument(
+        "--single-count",
+        type=int,
+        default=None,
+        help="letters to render one per document (default: --count, at most 200)",
+    )
+    parser.add_argument("--batch-size", type=int, default=100)
+    parser.add_argument("--processes", type=int, default=2, help="pool size for the parallel run")
+    parser.add_argument("--output", type=Path, help="append the JSON line to this file too")
+    args = parser.parse_args()
+    single_count = args.single_count if args.single_count is not None else min(args.count, 200)
+    result = run(
+        count=args.count, single_count=single_count, batch_size=args.batch_size, processes=args.processes
+    )
+    line = json.dumps(result, sort_keys=True)
+    print(line)
+    if args.output:
+        with args.output.open("a") as output:
+            output.write(line + "\n")
+
+
+if __name__ == "__main__":
+    main()

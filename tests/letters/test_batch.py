@@ -1,0 +1,117 @@
+"""Batched rendering: one layout for many letters, split back into one PDF per signer."""
+
+from datetime import date
+from types import SimpleNamespace
+
+import pytest
+from django.utils import translation
+
+from pledges.letters_batch import LetterSplitError, letter_page_ranges, letters_render_batch
+from pledges.services import letter_version_create
+from tests.letters.support import one_line, pdf_reader, pdf_text
+
+TODAY = date(2026, 3, 2)
+
+
+def _names(pledges):
+    return [(p.first_name, p.last_name, p.rpps) for p in pledges]
+
+
+def test_each_split_pdf_holds_its_own_signer_and_no_other(make_pledges):
+    pledges = make_pledges(6)
+    rendered = letters_render_batch(pledges=pledges, today=TODAY)
+
+    assert [r.pledge_id for r in rendered] == [p.pk for p in pledges]
+    for pledge, letter in zip(pledges, rendered, strict=True):
+        text = pdf_text(letter.pdf)
+        assert f"{pledge.first_name} {pledge.last_name}" in text
+        assert pledge.rpps in text
+        for other in pledges:
+            if other.pk != pledge.pk:
+                assert other.rpps not in text
+                assert other.last_name not in text
+        assert len(pdf_reader(letter.pdf).pages) == letter.pages
+
+
+def test_a_longer_letter_keeps_all_its_pages_and_numbers_them_on_its_own(campaign, make_pledges):
+    short_before, long_one, short_after = make_pledges(3)
+    long_version = letter_version_create(
+        campaign=campaign,
+        title="Lettre longue",
+        body="\n\n".join(
+            f"Paragraphe {n} de la lettre de {{last_name}}. " + "Texte. " * 80 for n in range(12)
+        ),
+    )
+    long_one.letter_version = long_version
+    long_one.save()
+
+    rendered = letters_render_batch(pledges=[short_before, long_one, short_after], today=TODAY)
+
+    short_pages, long_pages = rendered[0].pages, rendered[1].pages
+    assert long_pages > short_pages
+    long_text = pdf_text(rendered[1].pdf)
+    assert "Paragraphe 0 de la lettre" in long_text and "Paragraphe 11 de la lettre" in long_text
+    assert short_before.last_name not in long_text and short_after.last_name not in long_text
+    # Every page is numbered within its own letter: "n / total" with the letter's own total.
+    reader = pdf_reader(rendered[1].pdf)
+    for number, page in enumerate(reader.pages, start=1):
+        assert f"{number} / {long_pages}" in page.extract_text()
+    assert f"1 / {short_pages}" in pdf_reader(rendered[2].pdf).pages[0].extract_text()
+    assert pdf_reader(rendered[1].pdf).metadata.title == "Lettre longue"
+
+
+def test_letters_are_french_a4_tagged_with_embedded_fonts_whatever_the_language(make_pledges):
+    (pledge,) = make_pledges(1)
+    with translation.override("en"):
+        (letter,) = letters_render_batch(pledges=[pledge], today=TODAY)
+
+    text = one_line(pdf_text(letter.pdf))
+    assert "N° RPPS" in text and "RPPS no." not in text
+    assert "Fait à Bourg-en-Bresse, le 2 mars 2026" in text
+    reader = pdf_reader(letter.pdf)
+    for page in reader.pages:
+        assert (round(float(page.mediabox.width)), round(float(page.mediabox.height))) == (595, 842)
+        for font in page["/Resources"]["/Font"].values():
+            descendant = font.get_object()["/DescendantFonts"][0].get_object()
+            assert "/FontFile2" in descendant["/FontDescriptor"]
+    root = reader.trailer["/Root"]
+    assert bool(root["/MarkInfo"]["/Marked"])
+    assert "/StructTreeRoot" in root
+    assert root["/Lang"] == "fr"
+
+
+def _document(*anchor_lists):
+    return SimpleNamespace(
+        pages=[SimpleNamespace(anchors=dict.fromkeys(anchors, (0, 0))) for anchors in anchor_lists]
+    )
+
+
+def test_page_ranges_follow_the_markers():
+    document = _document(
+        ["letter-start-0", "letter-end-0"],
+        ["letter-start-1"],
+        [],
+        ["letter-end-1"],
+        ["letter-start-2", "letter-end-2"],
+    )
+    assert letter_page_ranges(document=document, count=3) == [range(0, 1), range(1, 4), range(4, 5)]
+
+
+@pytest.mark.parametrize(
+    "anchor_lists",
+    [
+        # An end marker missing.
+        (["letter-start-0", "letter-end-0"], ["letter-start-1"]),
+        # A page between two letters that belongs to neither.
+        (["letter-start-0", "letter-end-0"], [], ["letter-start-1", "letter-end-1"]),
+        # Letters out of order.
+        (["letter-start-1", "letter-end-1"], ["letter-start-0", "letter-end-0"]),
+        # A page left over after the last letter.
+        (["letter-start-0", "letter-end-0"], ["letter-start-1", "letter-end-1"], []),
+        # A marker on two pages.
+        (["letter-start-0", "letter-end-0"], ["letter-start-1", "letter-end-1", "letter-end-0"]),
+    ],
+)
+def test_page_ranges_refuse_a_document_that_does_not_split_cleanly(anchor_lists):
+    with pytest.raises(LetterSplitError):
+        letter_page_ranges(document=_document(*anchor_lists), count=2)
