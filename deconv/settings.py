@@ -63,7 +63,7 @@ MIDDLEWARE = [
     "allauth.account.middleware.AccountMiddleware",
 ]
 
-ROOT_URLCONF = "deconv.urls"
+ROOT_URLCONF = envstr("DECONV_ROOT_URLCONF", "deconv.urls")
 WSGI_APPLICATION = "deconv.wsgi.application"
 
 TEMPLATES = [
@@ -110,12 +110,12 @@ if REDIS_URL:
     CACHES = {
         "default": {
             # Redis's cache degraded to "no cache" while Redis is down: signing and the public
-            # pages must not fail with the broker (deconv.cache). Short socket timeouts: a Redis
-            # that hangs costs a request at most a second before the cache is skipped.
+            # pages must not fail with the broker (deconv.cache). Bounded socket waits: a Redis
+            # that hangs costs a request a few seconds, then the cache is skipped for a while.
             "BACKEND": "deconv.cache.ResilientRedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": "deconv",
-            "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
+            "OPTIONS": {"socket_connect_timeout": 2, "socket_timeout": 3},
         }
     }
 else:

@@ -74,6 +74,11 @@ def _round_page(request: HttpRequest, *, round: ConfirmationRound, pledge: Pledg
             status = 409
         else:
             messages.success(request, _("Your answer is recorded."))
+            pledge.refresh_from_db(fields=["status"])
+            if pledge.status != PledgeStatus.ACTIVE:
+                # An early release just released this pledge: the round page is over for it,
+                # "Mon engagement" shows the letter and what to do next.
+                return redirect("pledges:pledge_mine", slug=round.crossing.campaign.slug)
             return redirect(request.get_full_path())
     round.refresh_from_db()
     pledge.refresh_from_db(fields=["status"])

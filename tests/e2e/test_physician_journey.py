@@ -63,13 +63,9 @@ def test_physician_signs_confirms_counts_downloads_and_withdraws_on_a_phone(
     screenshot(page, journey="physician", step="3-confirm-email")
     page.get_by_role("main").get_by_role("button", name="Confirmer").click()
 
-    # 5. Signed in. The way back to the form is lost today (see the xfail test below): from the
-    #    home page, as a person would, the campaign then "Je signe" again.
+    # 5. Signed in and brought back to the signing form ("next" survives sign-up and confirmation).
     page.wait_for_load_state()
     expect(page.get_by_role("button", name="Se déconnecter")).to_be_visible()
-    if "/campaigns/demo/sign/" not in page.url:
-        page.get_by_role("link", name=demo_campaign.title, exact=True).click()
-        page.get_by_role("link", name="Je signe la lettre d'intention").first.click()
     expect(page.get_by_role("heading", level=1)).to_have_text("Signer la lettre conditionnelle")
     axe_audit(page, name="physician-sign-form")
     signing_form_fill(page)
@@ -122,12 +118,6 @@ def test_physician_signs_confirms_counts_downloads_and_withdraws_on_a_phone(
     assert pledge.status == PledgeStatus.WITHDRAWN
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="templates/base.html: the nav's {% url 'account_signup' as signup_url %} (and login_url) "
-    "overwrites allauth's signup_url, which carries ?next=: a physician who signs up from 'Je signe' "
-    "lands on the home page after confirming; remove this mark once fixed",
-)
 def test_the_sign_in_page_offers_to_sign_up_without_losing_the_way_back_to_the_form(phone):
     page = phone.new_page()
     # Where "Je signe" leads a visitor who is not signed in (the journey above goes through it).

@@ -115,11 +115,6 @@ def test_a_signer_confirms_in_the_round_then_downloads_sends_and_records_the_ack
     screenshot(page, journey="release", step="3-effective-date")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="pledges/views/rounds.py: after the confirmation that releases the territory (early release), "
-    "the redirect to round_confirm finds no ACTIVE pledge and answers 404; remove this mark once fixed",
-)
 def test_the_confirmation_that_releases_the_territory_early_lands_on_a_page_not_a_404(
     phone_en, demo_campaign, signer, login, console_errors
 ):

@@ -1,0 +1,696 @@
+"""Benchmarks against baselines measured in the same run, on a production-like stack on 127.0.0.1.
+
+    .venv/bin/python bench/run.py --quick     # make bench-quick: < 3 minutes, 10k vs 100k pledges
+    .venv/bin/python bench/run.py             # make bench: < 30 minutes, 10k vs 1M pledges
+
+Starts its own stack (gunicorn, a Celery worker and beat, an SMTP sink) on a fresh PostgreSQL
+database `deconv_bench` (dropped and created) and Redis db 14, measures, stops everything it
+started, and writes bench/results.json and BENCHMARKS.md. Load comes from wrk (Debian's `wrk`).
+Every loop is bounded in count and in time; all traffic goes to 127.0.0.1. See bench/README.md.
+"""
+
+import argparse
+import json
+import os
+import platform
+import secrets
+import signal
+import statistics
+import subprocess
+import sys
+import time
+import urllib.parse
+import urllib.request
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PY = str(ROOT / ".venv" / "bin" / "python")
+VENV_BIN = ROOT / ".venv" / "bin"
+DB_NAME = "deconv_bench"
+PG_URL = os.environ.get("BENCH_PG_URL", "postgres://postgres@127.0.0.1:5432")
+REDIS_DB_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
+VAR = Path(os.environ.get("BENCH_VAR_DIR", "/tmp/deconv-bench"))
+HOST = "127.0.0.1"
+SLUG = "demo"
+
+# The stack's environment: production settings, the bench URLconf (bare view) and rate limits
+# raised so far that one client IP can post thousands of pledges (the limits are documented).
+RATE_ENV = {
+    f"RATE_LIMIT_{scope}_{who}": "1000000/m"
+    for scope in ("PLEDGE", "CONFIRMATION", "WITHDRAWAL")
+    for who in ("PER_IP", "PER_USER")
+}
+
+
+def log(message: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def stack_env(*, port: int, smtp_port: int) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        {
+            "DATABASE_URL": f"{PG_URL}/{DB_NAME}",
+            "REDIS_URL": REDIS_DB_URL,
+            "CELERY_BROKER_URL": REDIS_DB_URL,
+            "DEBUG": "false",
+            "SECRET_KEY": "bench-" + "k" * 60,
+            "ALLOWED_HOSTS": HOST,
+            "SITE_URL": f"http://{HOST}:{port}",
+            "EMAIL_URL": f"smtp://{HOST}:{smtp_port}",
+            "DECONV_ROOT_URLCONF": "bench.urls",
+            "DECONV_VAR_DIR": str(VAR / "var"),
+            "STATIC_ROOT": str(VAR / "static"),
+            "PRIVATE_MEDIA_ROOT": str(VAR / "private"),
+            "LOG_LEVEL": "WARNING",
+            "PATH": f"{VENV_BIN}:{env.get('PATH', '')}",
+            **RATE_ENV,
+        }
+    )
+    return env
+
+
+# --- Machine and processes ---------------------------------------------------------------------
+
+
+def machine() -> dict:
+    cpu = "unknown"
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            cpu = line.split(":", 1)[1].strip()
+            break
+    mem_kb = next(
+        int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines() if line.startswith("MemTotal")
+    )
+    return {"nproc": os.cpu_count(), "ram_gb": round(mem_kb / 1024 / 1024, 1), "cpu": cpu, "python": platform.python_version()}
+
+
+class Stack:
+    """The processes this run started, stopped by their own ids (process groups) at the end."""
+
+    def __init__(self, env: dict[str, str]):
+        self.env = env
+        self.procs: list[tuple[str, subprocess.Popen]] = []
+
+    def start(self, name: str, args: list[str]) -> subprocess.Popen:
+        out = open(VAR / f"{name}.log", "ab")  # noqa: SIM115 (kept for the process' life)
+        proc = subprocess.Popen(args, cwd=ROOT, env=self.env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        self.procs.append((name, proc))
+        return proc
+
+    def stop(self, name: str | None = None) -> None:
+        for proc_name, proc in list(self.procs):
+            if name is not None and proc_name != name:
+                continue
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+                try:
+                    proc.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                    proc.wait(timeout=5)
+            self.procs.remove((proc_name, proc))
+
+
+def manage(env: dict[str, str], *args: str, timeout: int = 900) -> None:
+    subprocess.run([PY, "manage.py", *args], cwd=ROOT, env=env, check=True, timeout=timeout, stdout=subprocess.DEVNULL)
+
+
+def wait_http(url: str, *, seconds: float = 60) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 (127.0.0.1 only)
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.3)
+    raise RuntimeError(f"{url} did not answer within {seconds} s")
+
+
+def database_recreate() -> None:
+    import psycopg
+
+    with psycopg.connect(f"{PG_URL}/postgres", autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)")
+        conn.execute(f"CREATE DATABASE {DB_NAME}")
+
+
+def database_drop() -> None:
+    import psycopg
+
+    from django.db import connections
+
+    connections.close_all()
+    with psycopg.connect(f"{PG_URL}/postgres", autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)")
+
+
+def redis_flush() -> None:
+    import redis
+
+    redis.Redis.from_url(REDIS_DB_URL).flushdb()
+
+
+# --- wrk ---------------------------------------------------------------------------------------
+
+
+def wrk(
+    url: str, *, seconds: int, connections: int, script: str = "wrk_get.lua", script_args: list[str] | None = None
+) -> dict:
+    args = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s", "-s", str(ROOT / "bench" / script), url]
+    if script_args:
+        args += ["--", *script_args]
+    out = subprocess.run(args, capture_output=True, text=True, check=True, timeout=seconds + 60).stdout
+    line = next(line for line in out.splitlines() if line.startswith("WRKJSON "))
+    result = json.loads(line[len("WRKJSON ") :])
+    result["rate"] = result["requests"] / (result["duration_us"] / 1e6)
+    result["errors"] = result["errors_socket"] + result["errors_status"]
+    return result
+
+
+# --- Data --------------------------------------------------------------------------------------
+
+
+def users_with_sessions(*, count: int, prefix: str) -> list:
+    """`count` verified users, each logged in through a session written directly (bulk, fast)."""
+    from allauth.account.models import EmailAddress
+    from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY, get_user_model
+    from django.contrib.sessions.backends.db import SessionStore
+    from django.contrib.sessions.models import Session
+    from django.utils import timezone
+
+    User = get_user_model()
+    users = User.objects.bulk_create(
+        [User(email=f"{prefix}{i}@bench.invalid", password="!") for i in range(count)], batch_size=2000
+    )
+    EmailAddress.objects.bulk_create(
+        [EmailAddress(user=u, email=u.email, verified=True, primary=True) for u in users], batch_size=2000
+    )
+    store = SessionStore()
+    expire = timezone.now() + timedelta(days=1)
+    sessions, keys = [], []
+    for user in users:
+        key = secrets.token_hex(16)
+        data = {
+            SESSION_KEY: str(user.pk),
+            BACKEND_SESSION_KEY: "django.contrib.auth.backends.ModelBackend",
+            HASH_SESSION_KEY: user.get_session_auth_hash(),
+        }
+        sessions.append(Session(session_key=key, session_data=store.encode(data), expire_date=expire))
+        keys.append(key)
+    Session.objects.bulk_create(sessions, batch_size=2000)
+    return list(zip(users, keys, strict=True))
+
+
+def rpps_make(serial: int) -> str:
+    from pledges.rpps import luhn_check_digit
+
+    body = f"1{serial:09d}"
+    return body + str(luhn_check_digit(body))
+
+
+def pledge_body(*, csrf: str, serial: int, department: str, postal_code: str, city: str) -> str:
+    return urllib.parse.urlencode(
+        {
+            "csrfmiddlewaretoken": csrf,
+            "rpps": rpps_make(serial),
+            "last_name": "Banc",
+            "first_name": "Essai",
+            "specialty": "general_practice",
+            "practice_mode": "liberal",
+            "sector": "1",
+            "department": department,
+            "practice_address": "1 rue de la Mesure",
+            "postal_code": postal_code,
+            "city": city,
+            "caisse": "",
+            "patient_list_size": "",
+            "consent_pledge": "on",
+            "consent_data": "on",
+            "website": "",
+        }
+    )
+
+
+def single_caisse_department(*, exclude: set[str]) -> tuple[str, str]:
+    """A department with one caisse, a postal code in it, and no crossing yet."""
+    from django.db.models import Count
+
+    from pledges.models import Crossing
+    from territories.models import Department
+    from territories.postal import postal_code_matches_department
+
+    crossed = set(Crossing.objects.filter(level="department").values_list("code", flat=True))
+    for department in Department.objects.annotate(n=Count("caisses")).filter(n=1, is_overseas=False).order_by("position"):
+        code = department.code
+        if code in exclude or code in crossed or not code.isdigit():
+            continue
+        postal = f"{code}100"
+        if postal_code_matches_department(postal, code):
+            return code, postal
+    raise RuntimeError("no single-caisse department left")
+
+
+def pledges_top_up(env: dict[str, str], *, total: int) -> None:
+    from pledges.models import Campaign
+
+    existing = Campaign.objects.get(slug=SLUG).pledges.count()
+    if total > existing:
+        started = time.monotonic()
+        manage(env, "demo_pledges", "--campaign", SLUG, "--count", str(total - existing), "--method", "copy", "--seed", "7")
+        log(f"pledges: {existing} -> {total} in {time.monotonic() - started:.0f} s")
+
+
+# --- Figures -----------------------------------------------------------------------------------
+
+
+def figure(name, value, unit, baseline, target, met, **extra) -> dict:
+    ratio = round(value / baseline, 3) if baseline not in (None, 0) and value is not None else None
+    return {
+        "name": name,
+        "value": round(value, 3) if isinstance(value, float) else value,
+        "unit": unit,
+        "baseline": round(baseline, 3) if isinstance(baseline, float) else baseline,
+        "ratio": ratio,
+        "target": target,
+        "met": met,
+        **extra,
+    }
+
+
+def bench_public(base: str, *, seconds: int, connections: int) -> tuple[dict, list[dict]]:
+    bare = wrk(f"{base}/bench/bare/", seconds=seconds, connections=connections)
+    count = wrk(f"{base}/api/v1/campaigns/{SLUG}/count.json", seconds=seconds, connections=connections)
+    page = wrk(f"{base}/campaigns/{SLUG}/", seconds=seconds, connections=connections)
+    log(f"bare {bare['rate']:.0f}/s count.json {count['rate']:.0f}/s page {page['rate']:.0f}/s")
+    figures = [
+        figure(
+            "public_count",
+            count["rate"],
+            "req/s",
+            bare["rate"],
+            ">= 80 % of bare",
+            count["rate"] >= 0.8 * bare["rate"] and count["errors"] == 0,
+            p50_ms=count["p50_ms"],
+            p99_ms=count["p99_ms"],
+            errors=count["errors"],
+        ),
+        figure(
+            "public_page",
+            page["rate"],
+            "req/s",
+            bare["rate"],
+            ">= 50 % of bare",
+            page["rate"] >= 0.5 * bare["rate"] and page["errors"] == 0,
+            p50_ms=page["p50_ms"],
+            p99_ms=page["p99_ms"],
+            errors=page["errors"],
+        ),
+    ]
+    return bare, figures
+
+
+def bench_signing(base: str, *, bare: dict, users: int, seconds: int, connections: int) -> dict:
+    from pledges.models import Campaign
+
+    campaign = Campaign.objects.get(slug=SLUG)
+    before = campaign.pledges.count()
+    made = users_with_sessions(count=users, prefix="sign")
+    path = VAR / "sign_users.txt"
+    with path.open("w") as out:
+        for serial, (_user, key) in enumerate(made):
+            csrf = secrets.token_hex(16)  # 32 characters: Django accepts an unmasked secret
+            body = pledge_body(csrf=csrf, serial=500_000_000 + serial, department="75", postal_code="75011", city="Paris")
+            out.write(f"{key} {csrf} {body}\n")
+    result = wrk(
+        f"{base}/campaigns/{SLUG}/sign/",
+        seconds=seconds,
+        connections=connections,
+        script="wrk_sign.lua",
+        script_args=[str(path), "1"],
+    )
+    created = campaign.pledges.count() - before
+    rate = result["signed"] / (result["duration_us"] / 1e6)
+    errors = result["errors"] + result["bad"]
+    log(f"signing {rate:.1f}/s p99 {result['p99_ms']:.0f} ms errors {errors} signed {result['signed']} in DB {created}")
+    return figure(
+        "signing",
+        rate,
+        "pledges/s",
+        bare["rate"],
+        ">= 30 % of bare, p99 < 250 ms, 0 errors",
+        rate >= 0.3 * bare["rate"] and result["p99_ms"] < 250 and errors == 0 and created == result["signed"],
+        p50_ms=result["p50_ms"],
+        p99_ms=result["p99_ms"],
+        errors=errors,
+        signed_responses=result["signed"],
+        pledges_in_db=created,
+        users_exhausted=result["exhausted"],
+    )
+
+
+def counting_window(*, events: int, repeats: int) -> float:
+    """Median seconds of counts_update over `events` fresh events (net zero: +1/-1 alternately)."""
+    from pledges.counting import counts_update
+    from pledges.enums import PledgeEventKind
+    from pledges.models import Campaign, CounterState, PledgeEvent
+    from territories.models import Department
+
+    campaign = Campaign.objects.get(slug=SLUG)
+    departments = list(Department.objects.filter(is_overseas=False).order_by("position"))
+    lag = CounterState.objects.get(pk=1).lag_seconds
+    timings = []
+    for _ in range(repeats):
+        counts_update()  # start from an empty window
+        PledgeEvent.objects.bulk_create(
+            [
+                PledgeEvent(
+                    campaign=campaign,
+                    department=departments[i % len(departments)],
+                    kind=PledgeEventKind.PLEDGED if i % 2 == 0 else PledgeEventKind.WITHDRAWN,
+                    delta=1 if i % 2 == 0 else -1,
+                )
+                for i in range(events)
+            ],
+            batch_size=5000,
+        )
+        time.sleep(lag + 0.3)
+        for _attempt in range(20):
+            started = time.perf_counter()
+            result = counts_update()
+            elapsed = time.perf_counter() - started
+            if not result.skipped:
+                break
+            time.sleep(0.1)
+        if result.events < events:
+            raise RuntimeError(f"counts_update saw {result.events} of {events} events")
+        timings.append(elapsed / result.events)
+    return statistics.median(timings)
+
+
+def bench_crossing(base: str, *, interval: int) -> dict:
+    """Seconds from the response to the pledge that crosses a threshold to its recorded Crossing."""
+    from pledges.models import Campaign, CounterState, Crossing, ThresholdRule, TerritoryCount
+
+    campaign = Campaign.objects.get(slug=SLUG)
+    CounterState.objects.filter(pk=1).update(interval_seconds=interval, lag_seconds=1)
+    code, postal = single_caisse_department(exclude={"75"})
+    current = (
+        TerritoryCount.objects.filter(campaign=campaign, level="department", code=code).values_list("pledges", flat=True).first()
+        or 0
+    )
+    ThresholdRule.objects.update_or_create(
+        campaign=campaign,
+        level="department",
+        territory_code=code,
+        defaults={"min_count": current + 1, "min_share_percent": 0},
+    )
+    time.sleep(2 * interval + 2)  # the rule is seen by at least one evaluation before the pledge
+    ((_user, key),) = users_with_sessions(count=1, prefix="cross")
+    csrf = secrets.token_hex(16)
+    body = pledge_body(csrf=csrf, serial=900_000_000, department=code, postal_code=postal, city="Ville")
+    request = urllib.request.Request(
+        f"{base}/campaigns/{SLUG}/sign/",
+        data=body.encode(),
+        headers={"Cookie": f"sessionid={key}; csrftoken={csrf}", "X-CSRFToken": csrf},
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 (127.0.0.1 only)
+        page = response.read().decode()
+    signed_at = datetime.now(UTC)
+    if "notice--success" not in page:
+        raise RuntimeError("the crossing pledge was not accepted")
+    deadline = time.monotonic() + 30
+    crossing = None
+    while time.monotonic() < deadline and crossing is None:
+        crossing = Crossing.objects.filter(campaign=campaign, level="department", code=code).first()
+        time.sleep(0.05)
+    latency = (crossing.crossed_at - signed_at).total_seconds() if crossing else None
+    target_s = 2 * interval + 1
+    log(f"crossing latency {latency} s (department {code}, interval {interval} s, lag 1 s)")
+    return figure(
+        "crossing_latency",
+        latency,
+        "s",
+        interval,
+        f"<= 2 counting intervals + lag = {target_s} s",
+        latency is not None and latency <= target_s,
+        interval_s=interval,
+        lag_s=1,
+    )
+
+
+def bench_counting(env: dict[str, str], *, small: int, large: int, events: int, repeats: int) -> dict:
+    from pledges.models import CounterState
+
+    # The beat's tick stays out of the way: counts_update below is called directly.
+    CounterState.objects.filter(pk=1).update(interval_seconds=100_000, lag_seconds=1)
+    pledges_top_up(env, total=small)
+    per_event_small = counting_window(events=events, repeats=repeats)
+    pledges_top_up(env, total=large)
+    per_event_large = counting_window(events=events, repeats=repeats)
+    log(f"counting {per_event_small * 1e6:.1f} us/event at {small}, {per_event_large * 1e6:.1f} at {large}")
+    ratio = per_event_large / per_event_small
+    return figure(
+        "counting_scale",
+        per_event_large * 1e6,
+        "us/event",
+        per_event_small * 1e6,
+        "large/small within 10 %",
+        ratio <= 1.10,
+        small_pledges=small,
+        large_pledges=large,
+        window_events=events,
+    )
+
+
+def bench_dashboard(base: str, *, seconds: int, connections: int, pledges: int) -> dict:
+    from django.contrib.auth import get_user_model
+
+    ((user, key),) = users_with_sessions(count=1, prefix="admin")
+    get_user_model().objects.filter(pk=user.pk).update(is_superuser=True, is_staff=True)
+    cookie = f"Cookie: sessionid={key}"
+    dash = wrk(f"{base}/organizer/{SLUG}/", seconds=seconds, connections=connections, script_args=[cookie])
+    page = wrk(f"{base}/campaigns/{SLUG}/", seconds=seconds, connections=connections)
+    log(f"dashboard p95 {dash['p95_ms']:.0f} ms ({dash['errors']} errors), page p95 {page['p95_ms']:.0f} ms")
+    return figure(
+        "dashboard",
+        dash["p95_ms"],
+        "ms p95",
+        page["p95_ms"],
+        "p95 < 300 ms (dashboard and public page)",
+        dash["p95_ms"] < 300 and page["p95_ms"] < 300 and dash["errors"] == 0 and page["errors"] == 0,
+        pledges=pledges,
+        dashboard_rate=round(dash["rate"], 1),
+        dashboard_errors=dash["errors"],
+        public_page_p95_ms=page["p95_ms"],
+        public_page_rate=round(page["rate"], 1),
+    )
+
+
+def bench_letters(env: dict[str, str], *, count: int, single_count: int) -> dict:
+    out = subprocess.run(
+        [PY, "bench/letters.py", "--count", str(count), "--single-count", str(single_count), "--processes", "2"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=1200,
+    ).stdout
+    data = json.loads(out.strip().splitlines()[-1])
+    log(f"letters {data}")
+    seconds_10k = data["seconds_for_10000"]
+    return figure(
+        "letters",
+        data["batched_letters_per_s"],
+        "letters/s",
+        data["single_letters_per_s"],
+        ">= 5x single, 10,000 letters < 120 s",
+        data["ratio"] >= 5 and seconds_10k < 120,
+        seconds_for_10000=seconds_10k,
+        parallel_letters_per_s=data.get("parallel_letters_per_s"),
+        cpu_ratio=data.get("cpu_ratio"),
+        measured_letters=count,
+        measured_single=single_count,
+    )
+
+
+def bench_emails(*, count: int, sink_log: Path, timeout: int) -> dict:
+    from deconv.outbox import EmailItem, email_queue_many
+    from pledges.models import Campaign
+
+    campaign = Campaign.objects.get(slug=SLUG)
+    sink_log.write_text("")
+    run = secrets.token_hex(4)
+    items = (
+        EmailItem(
+            kind="milestone",
+            recipient=f"fanout{i}@bench.invalid",
+            context={"campaign": campaign, "territory_name": "Lozère", "percent": 50, "target": 100},
+            dedupe_key=f"bench-{run}-{i}",
+        )
+        for i in range(count)
+    )
+    started = time.time()
+    queued = email_queue_many(items)
+    queued_s = time.time() - started
+    lines: list[str] = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        lines = sink_log.read_text().splitlines()
+        if len(lines) >= count:
+            break
+        time.sleep(0.2)
+    time.sleep(2)  # late duplicates would arrive now
+    lines = sink_log.read_text().splitlines()
+    ids = [line.split(" ", 1)[1] for line in lines]
+    duplicates = len(ids) - len(set(ids))
+    last = max((float(line.split(" ", 1)[0]) for line in lines), default=None)
+    seconds = (last - started) if last and len(set(ids)) >= count else None
+    log(f"emails queued {queued} in {queued_s:.1f} s, accepted {len(set(ids))} in {seconds} s, duplicates {duplicates}")
+    return figure(
+        "emails",
+        seconds,
+        "s",
+        None,
+        "10,000 in < 60 s, 0 duplicates",
+        seconds is not None and seconds < 60 and duplicates == 0,
+        count=count,
+        queued=queued,
+        queue_seconds=round(queued_s, 2),
+        accepted_unique=len(set(ids)),
+        duplicates=duplicates,
+    )
+
+
+# --- Report ------------------------------------------------------------------------------------
+
+
+def report_write(*, figures: list[dict], info: dict, mode: str) -> None:
+    (ROOT / "bench" / "results.json").write_text(json.dumps(figures, indent=2, ensure_ascii=False) + "\n")
+    m = info["machine"]
+    lines = [
+        "# Benchmarks",
+        "",
+        f"Measured by `{info['command']}` on {info['date']} ({mode} run, {info['seconds']:.0f} s).",
+        f"Machine: {m['nproc']} CPUs ({m['cpu']}), {m['ram_gb']} GB RAM, Python {m['python']}; "
+        f"load generator wrk on the same machine; gunicorn {info['gunicorn']}.",
+        "Every baseline is measured in the same run as its figure. Raw figures: `bench/results.json`.",
+        "",
+        "| figure | value | baseline | ratio | target | met | date | machine |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    machine_cell = f"{m['nproc']} CPU, {m['ram_gb']} GB, {m['cpu']}"
+    for f in figures:
+        lines.append(
+            f"| {f['name']} | {f['value']} {f['unit']} | {f['baseline'] if f['baseline'] is not None else '-'} | "
+            f"{f['ratio'] if f['ratio'] is not None else '-'} | {f['target']} | {'yes' if f['met'] else 'NO'} | "
+            f"{info['date']} | {machine_cell} |"
+        )
+    lines += ["", "Details per figure:", ""]
+    for f in figures:
+        extra = {k: v for k, v in f.items() if k not in ("name", "value", "unit", "baseline", "ratio", "target", "met")}
+        lines.append(f"- **{f['name']}**: " + ", ".join(f"{k}={v}" for k, v in extra.items()))
+    lines += ["", (ROOT / "bench" / "NOTES.md").read_text() if (ROOT / "bench" / "NOTES.md").exists() else ""]
+    (ROOT / "BENCHMARKS.md").write_text("\n".join(lines).rstrip() + "\n")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="< 3 minutes: 10k vs 100k pledges, short loads")
+    parser.add_argument("--port", type=int, default=8765)
+    parser.add_argument("--smtp-port", type=int, default=2526)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=4, help="gthread threads per worker (1: sync workers)")
+    parser.add_argument("--only", default="", help="comma-separated figures to run (default: all)")
+    args = parser.parse_args()
+    quick = args.quick
+    only = set(filter(None, args.only.split(",")))
+
+    def wanted(name: str) -> bool:
+        return not only or name in only
+
+    started = time.monotonic()
+    VAR.mkdir(parents=True, exist_ok=True)
+    env = stack_env(port=args.port, smtp_port=args.smtp_port)
+    os.environ.update({k: v for k, v in env.items() if k != "PATH"})
+    os.environ["DJANGO_SETTINGS_MODULE"] = "deconv.settings"
+    sys.path.insert(0, str(ROOT))
+    base = f"http://{HOST}:{args.port}"
+
+    log("database deconv_bench: drop, create, migrate, load")
+    database_recreate()
+    redis_flush()
+    manage(env, "migrate", "--noinput")
+    manage(env, "collectstatic", "--noinput")
+    manage(env, "load_territories")
+    manage(env, "load_demo")
+
+    import django
+
+    django.setup()
+
+    stack = Stack(env)
+    sink_log = VAR / "sink.log"
+    figures: list[dict] = []
+    try:
+        stack.start("smtp", [PY, "bench/smtp_sink.py", "--port", str(args.smtp_port), "--log", str(sink_log)])
+        worker_class = ["--worker-class", "gthread", "--threads", str(args.threads)] if args.threads > 1 else []
+        stack.start(
+            "gunicorn",
+            [str(VENV_BIN / "gunicorn"), "deconv.wsgi", "-b", f"{HOST}:{args.port}", "-w", str(args.workers), *worker_class],
+        )
+        stack.start("worker", [str(VENV_BIN / "celery"), "-A", "deconv", "worker", "--loglevel=WARNING", "--concurrency=2"])
+        stack.start(
+            "beat",
+            [str(VENV_BIN / "celery"), "-A", "deconv", "beat", "--loglevel=WARNING", "--schedule", str(VAR / "beat-schedule")],
+        )
+        wait_http(f"{base}/bench/bare/")
+        small = 10_000
+        large = 100_000 if quick else 1_000_000
+        pledges_top_up(env, total=small)
+        load_s, conns = (8, 8) if quick else (20, 8)
+
+        if wanted("public_count") or wanted("public_page") or wanted("signing"):
+            bare, public = bench_public(base, seconds=load_s, connections=conns)
+            figures += [f for f in public if wanted(f["name"])]
+            if wanted("signing"):
+                figures.append(
+                    bench_signing(base, bare=bare, users=3000 if quick else 10000, seconds=load_s, connections=conns)
+                )
+        if wanted("crossing_latency"):
+            figures.append(bench_crossing(base, interval=1))
+        if wanted("emails"):
+            figures.append(bench_emails(count=10_000, sink_log=sink_log, timeout=120 if quick else 300))
+        if wanted("letters"):
+            figures.append(bench_letters(env, count=200 if quick else 1000, single_count=40 if quick else 200))
+        if wanted("counting_scale") or wanted("dashboard"):
+            figures.append(bench_counting(env, small=small, large=large, events=5000, repeats=3 if quick else 5))
+            if not wanted("counting_scale"):
+                figures.pop()
+        if wanted("dashboard"):
+            figures.append(bench_dashboard(base, seconds=load_s, connections=4, pledges=large))
+    finally:
+        stack.stop()
+        if not os.environ.get("BENCH_KEEP_DB"):
+            database_drop()
+    import gunicorn
+
+    info = {
+        "command": "make bench-quick" if quick else "make bench",
+        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "machine": machine(),
+        "seconds": time.monotonic() - started,
+        "gunicorn": f"{gunicorn.__version__}, {args.workers} workers"
+        + (f" x {args.threads} threads (gthread)" if args.threads > 1 else " (sync)"),
+    }
+    report_write(figures=figures, info=info, mode="quick" if quick else "full")
+    log(f"done in {info['seconds']:.0f} s: BENCHMARKS.md and bench/results.json")
+    for f in figures:
+        log(f"{f['name']}: {f['value']} {f['unit']} (baseline {f['baseline']}, ratio {f['ratio']}) met={f['met']}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,35 @@
+import pytest
+
+from tests.security.world import ROLES, World, world_build
+
+
+@pytest.fixture(autouse=True)
+def _fast_password_hashing(settings):
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture
+def private_cache(settings, request):
+    """Rate-limit counters of this test only (the shared Redis cache is flushed by other tests)."""
+    settings.CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": request.node.nodeid}
+    }
+
+
+@pytest.fixture
+def world(db, private_cache) -> World:
+    return world_build()
+
+
+@pytest.fixture
+def clients(world):
+    """A test client per role, signed in (but the anonymous one)."""
+    from django.test import Client
+
+    made = {}
+    for role in ROLES:
+        client = Client(raise_request_exception=False)
+        if role != "anonymous":
+            client.force_login(world.users[role])
+        made[role] = client
+    return made
