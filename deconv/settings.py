@@ -300,14 +300,23 @@ _https = SITE_URL.startswith("https://")
 SESSION_COOKIE_SECURE = _https
 CSRF_COOKIE_SECURE = _https
 SESSION_COOKIE_HTTPONLY = True
-SECURE_SSL_REDIRECT = envbool("SECURE_SSL_REDIRECT", False)
+USE_X_FORWARDED_PROTO = envbool("USE_X_FORWARDED_PROTO", False)
+# Django can only tell http from https behind a proxy that says so (USE_X_FORWARDED_PROTO):
+# then it redirects http itself; otherwise the proxy must, or every request would loop.
+SECURE_SSL_REDIRECT = envbool("SECURE_SSL_REDIRECT", _https and USE_X_FORWARDED_PROTO)
+# Monitors probe /healthz on the machine itself, over plain http.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
 SECURE_HSTS_SECONDS = envint("SECURE_HSTS_SECONDS", 31536000 if _https else 0, minimum=0)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = SECURE_HSTS_SECONDS > 0
 SECURE_HSTS_PRELOAD = envbool("SECURE_HSTS_PRELOAD", False)
+# Preloading binds every subdomain of the organization to https in browsers for months, and
+# anyone can submit a domain that sends the preload flag: an operator's decision, off by default,
+# so `check --deploy` is told not to ask for it.
+SILENCED_SYSTEM_CHECKS = [] if SECURE_HSTS_PRELOAD else ["security.W021"]
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
-if envbool("USE_X_FORWARDED_PROTO", False):
+if USE_X_FORWARDED_PROTO:
     # Only behind a reverse proxy that sets the header itself.
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 CONTENT_SECURITY_POLICY = {

@@ -14,8 +14,8 @@ in several workers, and again after a crash at any point:
 3. Then the "released" emails, queued in the outbox under the key released:<pledge id>, and
    emails_done_at, also claimed by a conditional UPDATE in the same transaction.
 
-A release of thousands of letters is shared by LETTER_TASKS tasks (release_process dispatches the
-extra ones), so two worker processes render it on two cores. The beat job releases_resume picks
+A release of thousands of letters is shared by letter_tasks() tasks (release_process dispatches
+the extra ones), so two worker processes render it on two cores. The beat job releases_resume picks
 up a release left unfinished (worker lost, broker down at dispatch).
 """
 
@@ -42,11 +42,9 @@ from pledges.models import Letter, Pledge, Release
 
 logger = logging.getLogger(__name__)
 
-# Letters per layout. Larger batches amortise WeasyPrint's fixed costs further but hold their row
-# locks longer and lose more work to a crash; bench/letters.py shows little gain past 100.
+# Letters per layout. bench/letters.py finds the cost per letter flat from 25 to 100 letters a
+# batch; 100 keeps the number of claims low while a batch's row locks last seconds, not minutes.
 BATCH_SIZE = 100
-# Tasks that render one release together: one per worker process (two cores in production).
-LETTER_TASKS = 2
 # The signed download link in the "released" email.
 DOWNLOAD_SALT = "letter-download"
 DOWNLOAD_MAX_AGE = timedelta(days=30)
@@ -262,6 +260,15 @@ def release_finish(*, release: Release) -> bool:
 # --- Entry points --------------------------------------------------------------------------------
 
 
+def letter_tasks() -> int:
+    """How many tasks render one release together: one per worker process that should take part.
+
+    Rendering is CPU-bound and linear in processes (bench/README.md): 2 on the reference two-core
+    machine; settings.LETTERS_RENDER_TASKS raises it where more worker processes run.
+    """
+    return max(1, int(getattr(settings, "LETTERS_RENDER_TASKS", 2)))
+
+
 @dataclass(frozen=True)
 class ReleaseResult:
     letters_created: int
@@ -271,14 +278,15 @@ class ReleaseResult:
 def release_process(*, release_id: int, helpers: bool = True) -> ReleaseResult:
     """Generate the missing letters of a release, then its ledger entry and emails (module docstring).
 
-    With `helpers`, a release of more than one batch also dispatches LETTER_TASKS - 1
+    With `helpers`, a release of more than one batch also dispatches letter_tasks() - 1
     `pledges.release_letters_help` tasks that render batches alongside this one.
     """
     release = Release.objects.select_related("campaign").get(pk=release_id)
-    if helpers and LETTER_TASKS > 1 and release_missing_pledges(release=release).count() > BATCH_SIZE:
+    tasks = letter_tasks()
+    if helpers and tasks > 1 and release_missing_pledges(release=release).count() > BATCH_SIZE:
         from pledges.tasks import release_letters_help
 
-        for _ in range(LETTER_TASKS - 1):
+        for _ in range(tasks - 1):
             release_letters_help.delay(release_id=release.pk)
     created = release_letters_generate(release=release)
     return ReleaseResult(letters_created=created, finished=release_finish(release=release))

@@ -1,12 +1,15 @@
 """Who can download a released letter, and how the file is served."""
 
+import re
 from datetime import timedelta
+from urllib.parse import urlsplit
 
 import pytest
 import time_machine
 from django.urls import reverse
 from django.utils import timezone
 
+from deconv.models import AuditEntry, OutgoingEmail
 from pledges.enums import PledgeStatus
 from pledges.letters_pipeline import letter_download_token, release_process
 from tests.letters.support import letter_bytes
@@ -58,8 +61,6 @@ def test_anonymous_visitors_are_sent_to_sign_in(client, letters):
 
 
 def test_staff_download_any_letter_and_it_is_audited(client, letters, staff):
-    from deconv.models import AuditEntry
-
     mine, _other = letters
     client.force_login(staff)
     _assert_is_the_letter(client.get(_url(mine)), mine)
@@ -130,3 +131,11 @@ def test_an_expired_link_shows_a_friendly_page(client, letters):
     assert b"%PDF" not in response.content
     with time_machine.travel(timezone.now() + timedelta(days=29)):
         assert client.get(url).status_code == 200
+
+
+def test_the_link_in_the_released_email_downloads_the_letter(client, letters):
+    mine, _other = letters
+    email = OutgoingEmail.objects.get(dedupe_key=f"released:{mine.pledge.pk}")
+    (url,) = set(re.findall(r"https?://\S+/letters/link/\S+/", email.body_text))
+
+    _assert_is_the_letter(client.get(urlsplit(url).path), mine)

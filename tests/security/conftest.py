@@ -12,7 +12,10 @@ def _fast_password_hashing(settings):
 def private_cache(settings, request):
     """Rate-limit counters of this test only (the shared Redis cache is flushed by other tests)."""
     settings.CACHES = {
-        "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": request.node.nodeid}
+        "default": {
+            "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+            "LOCATION": request.node.nodeid,
+        }
     }
 
 
@@ -33,3 +36,14 @@ def clients(world):
             client.force_login(world.users[role])
         made[role] = client
     return made
+
+
+@pytest.fixture
+def figures(record_property):
+    """figures("name", {...}): print, attach to the report, append to test-artifacts/reliability.txt."""
+    from tests.reliability.servers import figures_report
+
+    def report(name: str, values: dict) -> None:
+        figures_report(name, values, record_property)
+
+    return report

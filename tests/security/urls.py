@@ -3,9 +3,9 @@
 import re
 from dataclasses import dataclass
 
+from allauth.account.forms import default_token_generator
 from allauth.account.models import EmailAddress, EmailConfirmationHMAC
 from allauth.account.utils import user_pk_to_url_str
-from django.contrib.auth.tokens import default_token_generator
 from django.urls import URLPattern, URLResolver, get_resolver
 
 from tests.security.world import World
@@ -45,7 +45,11 @@ def params_for(route: Route, world: World) -> dict[str, str]:
     """Real values for the route's parameters: the objects the roles are tested against."""
     signer = world.users["signer"]
     objects = world.objects
-    slug = world.beta.slug if route.name in {"pledges:letter_sent", "pledges:letter_acknowledged"} else world.alpha.slug
+    slug = (
+        world.beta.slug
+        if route.name in {"pledges:letter_sent", "pledges:letter_acknowledged"}
+        else world.alpha.slug
+    )
     if route.route.startswith("letters/link/"):
         token = world.tokens["letter_link"]
     elif route.route.startswith("email/stop/"):

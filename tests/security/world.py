@@ -69,8 +69,12 @@ class Person:
         return (self.last_name, self.rpps, self.email)
 
 
-SIGNER = Person("Quatrefages", "Zephyrine", rpps_with_check_digit("1048151623"), "quatrefages.z@ain-secret.example")
-OTHER = Person("Vanderkelen", "Bartholome", rpps_with_check_digit("1091827364"), "vanderkelen.b@paris-secret.example")
+SIGNER = Person(
+    "Quatrefages", "Zephyrine", rpps_with_check_digit("1048151623"), "quatrefages.z@ain-secret.example"
+)
+OTHER = Person(
+    "Vanderkelen", "Bartholome", rpps_with_check_digit("1091827364"), "vanderkelen.b@paris-secret.example"
+)
 
 
 @dataclass
@@ -144,7 +148,9 @@ def world_build() -> World:
         "national": _role(OrganizerRoleKind.NATIONAL, "", "national@organizers.example"),
     }
     world.pledges = {
-        "signer_active": _pledge(campaign=alpha, user=signer, person=SIGNER, department="01", status="active"),
+        "signer_active": _pledge(
+            campaign=alpha, user=signer, person=SIGNER, department="01", status="active"
+        ),
         "other_active": _pledge(campaign=alpha, user=other, person=OTHER, department="75", status="active"),
         "signer_released": _pledge(
             campaign=beta, user=signer, person=SIGNER, department="01", status=PledgeStatus.RELEASED
@@ -170,7 +176,11 @@ def world_build() -> World:
         crossing=crossing, opened_at=now, ends_at=now + timedelta(days=14), outcome=RoundOutcome.OPEN
     )
     TerritoryState.objects.create(
-        campaign=alpha, level=TerritoryLevel.DEPARTMENT, code="01", status=TerritoryStatus.CONFIRMING, round_number=1
+        campaign=alpha,
+        level=TerritoryLevel.DEPARTMENT,
+        code="01",
+        status=TerritoryStatus.CONFIRMING,
+        round_number=1,
     )
 
     # Releases with their letters (beta), one per department.
