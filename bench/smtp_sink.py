@@ -8,6 +8,7 @@ orchestrator can count messages, duplicates (a Message-ID seen twice) and the la
 
 import argparse
 import email
+import email.policy
 import time
 
 from aiosmtpd.controller import Controller

@@ -292,6 +292,9 @@ STORAGES = {
         else "whitenoise.storage.CompressedManifestStaticFilesStorage"
     },
 }
+# How many Celery tasks share the rendering of one release's letters (one per worker process
+# is the useful maximum: WeasyPrint is CPU-bound).
+LETTERS_RENDER_TASKS = envint("LETTERS_RENDER_TASKS", 2, minimum=1)
 # Letters and uploads: private, never under STATIC_ROOT nor served by the web server.
 PRIVATE_MEDIA_ROOT = Path(envstr("PRIVATE_MEDIA_ROOT", str(VAR_DIR / "private")))
 

@@ -25,6 +25,7 @@ from pledges.enums import (
     RoundOutcome,
     TerritoryStatus,
 )
+from pledges.letters_pipeline import letter_erase
 from pledges.models import Campaign, ConfirmationRound, MilestoneNotice, Pledge, RppsClaim, TerritoryState
 from pledges.rounds import pledge_events_record_many, territory_pledges
 from pledges.selectors import SMALL_COUNT_THRESHOLD
@@ -138,6 +139,7 @@ def campaign_purge(*, campaign: Campaign) -> bool:
     2. Delete the RppsClaim of each signer who has no live pledge in another campaign.
     3. Blank every pledge's personal fields as a withdrawal does (PLEDGE_PERSONAL_BLANKS) and
        unlink its account; status, department and dates stay for the counts and the ledger.
+       Delete the released letters (rows and files).
     4. Set purged_at.
     Released pledges keep their status; the "one live pledge per RPPS" constraint ignores blank
     numbers, so blanking them all is allowed.
@@ -159,6 +161,10 @@ def campaign_purge(*, campaign: Campaign) -> bool:
         RppsClaim.objects.filter(user_id__in=user_ids - keep).delete()
         now = timezone.now()
         pledges.update(**PLEDGE_PERSONAL_BLANKS, user=None, updated_at=now)
+        # Letters carry names and addresses: their rows go now, their files on commit. The
+        # ledger keeps the hashes, which identify no one.
+        for pledge in pledges.filter(letter__isnull=False).only("pk"):
+            letter_erase(pledge=pledge)
         locked.purged_at = now
         locked.save(update_fields=["purged_at"])
     logger.info("campaign purged: campaign=%s", campaign.pk)

@@ -29,6 +29,7 @@ from pledges.enums import (
     ReferencePopulationKind,
 )
 from pledges.events import pledge_event_record, pledge_move_record
+from pledges.letters_pipeline import letter_erase
 from pledges.models import (
     Campaign,
     LetterVersion,
@@ -384,6 +385,8 @@ def _pledge_withdraw_locked(*, pledge: Pledge) -> bool:
     pledge.save()
     if was_counted:
         pledge_event_record(pledge=pledge, kind=PledgeEventKind.WITHDRAWN)
+    # Withdrawing deletes the letter (DOMAIN.md section 5): its row now, its file on commit.
+    letter_erase(pledge=pledge)
     _rpps_claim_release_if_unused(user_id=pledge.user_id)
     return True
 

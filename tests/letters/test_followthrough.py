@@ -280,3 +280,15 @@ def test_release_funnel_counts_each_stage_per_territory_in_one_query(
         ].effective
         == 2
     )
+
+
+def test_mon_engagement_says_the_letter_is_being_prepared_until_it_exists(client, make_pledges):
+    (pledge,) = make_pledges(1)
+    client.force_login(pledge.user)
+
+    response = client.get(reverse("pledges:pledge_mine", kwargs={"slug": pledge.campaign.slug}))
+
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert 'id="released-title"' in html
+    assert "/letters/" not in html and "letter-sent" not in html

@@ -269,3 +269,21 @@ def test_letter_erase_deletes_the_row_and_after_commit_the_file(
     assert not Letter.objects.filter(pledge=erased).exists()
     assert Letter.objects.filter(pledge=kept).exists()
     assert letter_erase(pledge=erased) is False
+
+
+def test_withdrawing_a_released_pledge_deletes_its_letter_row_and_file(
+    release, make_pledges, django_capture_on_commit_callbacks
+):
+    from pledges.services import pledge_withdraw
+
+    kept, withdrawn = make_pledges(2)
+    release_process(release_id=release.pk)
+    path = letter_path(file_name=Letter.objects.get(pledge=withdrawn).file_name)
+    assert path.exists()
+
+    with django_capture_on_commit_callbacks(execute=True):
+        pledge_withdraw(pledge=withdrawn)
+
+    assert not Letter.objects.filter(pledge=withdrawn).exists()
+    assert not path.exists()
+    assert Letter.objects.filter(pledge=kept).exists()
