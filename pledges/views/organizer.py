@@ -21,7 +21,7 @@ from django.views.decorators.gzip import gzip_page
 from django.views.decorators.http import require_GET, require_http_methods
 
 from pledges.access import OrganizerScope, organizer_scope_required
-from pledges.enums import BundleStatus
+from pledges.enums import BundleStatus, TerritoryLevel
 from pledges.exports import (
     FORMATS,
     export_content_type,
@@ -32,7 +32,7 @@ from pledges.exports import (
     export_request,
 )
 from pledges.maps import daily_chart_svg, daily_series, department_map_svg
-from pledges.models import Campaign, ExportJob
+from pledges.models import Campaign, ExportJob, Release
 from pledges.selectors_organizer import (
     DEFAULT_SORT,
     audit_entries,
@@ -117,6 +117,14 @@ def _sort_headers(*, sort: str, query: str) -> list[dict]:
     return headers
 
 
+def _releases_in_scope(*, campaign, scope) -> list[Release]:
+    """The campaign's releases a delegate may see: their departments' (escrow bundles start here)."""
+    releases = Release.objects.filter(campaign=campaign).order_by("-released_at")
+    if not scope.national:
+        releases = releases.filter(level=TerritoryLevel.DEPARTMENT, code__in=scope.department_codes)
+    return list(releases)
+
+
 @require_GET
 @login_required
 def dashboard(request: HttpRequest, slug: str) -> HttpResponse:
@@ -148,6 +156,7 @@ def dashboard(request: HttpRequest, slug: str) -> HttpResponse:
             # Built from our own numbers and escaped labels only (pledges.maps).
             "chart_svg": mark_safe(chart),  # noqa: S308
             "series": [(day, n) for day, n in reversed(series) if n][:60],
+            "releases": _releases_in_scope(campaign=campaign, scope=scope),
             "active_tab": "dashboard",
         },
     )

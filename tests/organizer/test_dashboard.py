@@ -251,6 +251,30 @@ def test_the_dashboard_costs_the_same_queries_for_one_or_three_territories(
     with django_assert_num_queries(len(one_territory.captured_queries)):
         assert client.get(url).status_code == 200
     # Session, user, campaign, roles (+ the region's departments), departments, populations,
-    # conditions (6), pledges, letters, confirmations, the daily series, the nav link.
-    expected = {"national": 17, "regional_ara": 18, "delegate_69": 17}[user_fixture]
+    # conditions (6), pledges, letters, confirmations, the daily series, releases, the nav link.
+    expected = {"national": 18, "regional_ara": 19, "delegate_69": 18}[user_fixture]
     assert len(one_territory.captured_queries) == expected
+
+
+def test_the_dashboard_links_each_release_in_scope_to_its_escrow_bundle(
+    client, campaign, national, delegate_69
+):
+    from django.utils import timezone
+
+    from pledges.models import Release
+
+    lyon = Release.objects.create(
+        campaign=campaign, level="department", code="69", released_at=timezone.now(), pledge_count=3
+    )
+    paris = Release.objects.create(
+        campaign=campaign, level="department", code="75", released_at=timezone.now(), pledge_count=4
+    )
+
+    client.force_login(delegate_69)
+    body = client.get(dashboard_url(campaign)).content.decode()
+    assert f"/organizer/releases/{lyon.pk}/escrow/" in body
+    assert f"/organizer/releases/{paris.pk}/escrow/" not in body
+
+    client.force_login(national)
+    body = client.get(dashboard_url(campaign)).content.decode()
+    assert f"/organizer/releases/{paris.pk}/escrow/" in body
