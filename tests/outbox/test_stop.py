@@ -145,7 +145,7 @@ def test_a_tampered_link_gets_a_friendly_400_page(client, tamper):
         response = method(tamper(_stop_path()))
 
         assert response.status_code == 400
-        assert "This link is not valid" in response.content.decode()
+        assert "Ce lien n'est pas valide" in response.content.decode()
     assert not EmailStop.objects.exists()
 
 

@@ -295,8 +295,9 @@ def test_a_successful_round_releases_the_confirmed_signers_once(geo):
     # Everyone asked learns the result, each with what it means for them.
     results = {email.recipient: email for email in emails("round_result")}
     assert set(results) == {pledge.user.email for pledge in pledges}
-    assert "your letter is part of the release" in results[pledges[0].user.email].body_text
-    assert "nothing is sent for you" in results[pledges[6].user.email].body_text
+    # Emails go out in French, the product's first language.
+    assert "votre lettre fait partie de la" in results[pledges[0].user.email].body_text
+    assert "rien n'est envoyé pour vous" in results[pledges[6].user.email].body_text
 
 
 @pytest.mark.django_db
@@ -313,7 +314,7 @@ def test_a_failed_round_returns_to_collecting_and_a_later_crossing_opens_a_secon
     assert state_of(campaign).status == TerritoryStatus.COLLECTING
     assert not Release.objects.exists()
     assert dedupe_keys("round_result") == {f"round-result:{first.pk}:{pledge.pk}" for pledge in pledges}
-    assert "not enough confirmations" in emails("round_result")[0].subject
+    assert "confirmations insuffisantes" in emails("round_result")[0].subject
     # The same signatures do not cross again.
     assert conditions_evaluate(force=True) == 0
 
