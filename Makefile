@@ -8,12 +8,14 @@ PY := $(VENV)/bin/python
 PORT ?= 8000
 export PORT
 
-.PHONY: help run test lint fmt demo messages messages-compile clean
+.PHONY: help run test lint fmt demo messages messages-compile clean bench bench-quick bench-wrk audit
 
 help:
 	@echo "make run    set everything up and run deconv on http://127.0.0.1:$(PORT) (Ctrl-C stops it)"
 	@echo "make test   set up and run every check and test (PostgreSQL and Redis when reachable)"
 	@echo "make lint / make fmt / make messages / make demo / make clean"
+	@echo "make audit  known vulnerabilities of requirements/base.txt (pip-audit; needs PyPI's JSON API)"
+	@echo "make bench-quick (< 3 min) / make bench (< 30 min): benchmarks, see bench/README.md"
 
 # The virtualenv is rebuilt whenever a requirements file changes.
 $(VENV)/.installed: requirements/base.txt requirements/dev.txt
@@ -43,7 +45,13 @@ test: $(VENV)/.installed
 	$(VENV)/bin/ruff format --check . ; \
 	$(PY) manage.py makemigrations --check --dry-run ; \
 	$(MAKE) --no-print-directory messages-compile ; \
+	$(MAKE) --no-print-directory audit ; \
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# Known vulnerabilities of the pinned runtime dependencies. Fails on a vulnerability; when the
+# service cannot answer, says that the audit was not performed (a failure with AUDIT_REQUIRED=1).
+audit: $(VENV)/.installed
+	$(PY) tests/security/dependency_audit.py requirements/base.txt
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
@@ -71,3 +79,17 @@ messages-compile:
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .ruff_cache
+
+# Benchmarks on a stack of their own (PostgreSQL database deconv_bench, Redis db 14, 127.0.0.1):
+# they write BENCHMARKS.md and bench/results.json. Not run in CI. The load generator is wrk.
+bench-wrk:
+	@command -v wrk >/dev/null || { \
+		if [ "$$(id -u)" = 0 ]; then apt-get install -y wrk; \
+		elif command -v sudo >/dev/null; then sudo apt-get install -y wrk; \
+		else echo "wrk is missing: apt-get install wrk" >&2; exit 1; fi; }
+
+bench: $(VENV)/.installed bench-wrk
+	$(PY) bench/run.py
+
+bench-quick: $(VENV)/.installed bench-wrk
+	$(PY) bench/run.py --quick

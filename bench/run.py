@@ -10,6 +10,7 @@ Every loop is bounded in count and in time; all traffic goes to 127.0.0.1. See b
 """
 
 import argparse
+import hashlib
 import json
 import os
 import platform
@@ -30,12 +31,15 @@ VENV_BIN = ROOT / ".venv" / "bin"
 DB_NAME = "deconv_bench"
 PG_URL = os.environ.get("BENCH_PG_URL", "postgres://postgres@127.0.0.1:5432")
 REDIS_DB_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
-VAR = Path(os.environ.get("BENCH_VAR_DIR", "/tmp/deconv-bench"))
+VAR = Path(os.environ.get("BENCH_VAR_DIR", "/tmp/deconv-bench"))  # noqa: S108 (scratch, recreated)
 HOST = "127.0.0.1"
 SLUG = "demo"
 
 # The stack's environment: production settings, the bench URLconf (bare view) and rate limits
 # raised so far that one client IP can post thousands of pledges (the limits are documented).
+# A department minimum no department reaches, even with 1M pledges. Not 10**9: the organizer
+# dashboard's projection_date overflows (a 500) when missing * 14 / recent exceeds date.max.
+UNREACHABLE_MIN_COUNT = 90_000
 RATE_ENV = {
     f"RATE_LIMIT_{scope}_{who}": "1000000/m"
     for scope in ("PLEDGE", "CONFIRMATION", "WITHDRAWAL")
@@ -81,9 +85,16 @@ def machine() -> dict:
             cpu = line.split(":", 1)[1].strip()
             break
     mem_kb = next(
-        int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines() if line.startswith("MemTotal")
+        int(line.split()[1])
+        for line in Path("/proc/meminfo").read_text().splitlines()
+        if line.startswith("MemTotal")
     )
-    return {"nproc": os.cpu_count(), "ram_gb": round(mem_kb / 1024 / 1024, 1), "cpu": cpu, "python": platform.python_version()}
+    return {
+        "nproc": os.cpu_count(),
+        "ram_gb": round(mem_kb / 1024 / 1024, 1),
+        "cpu": cpu,
+        "python": platform.python_version(),
+    }
 
 
 class Stack:
@@ -95,7 +106,9 @@ class Stack:
 
     def start(self, name: str, args: list[str]) -> subprocess.Popen:
         out = open(VAR / f"{name}.log", "ab")  # noqa: SIM115 (kept for the process' life)
-        proc = subprocess.Popen(args, cwd=ROOT, env=self.env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(
+            args, cwd=ROOT, env=self.env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
         self.procs.append((name, proc))
         return proc
 
@@ -114,7 +127,9 @@ class Stack:
 
 
 def manage(env: dict[str, str], *args: str, timeout: int = 900) -> None:
-    subprocess.run([PY, "manage.py", *args], cwd=ROOT, env=env, check=True, timeout=timeout, stdout=subprocess.DEVNULL)
+    subprocess.run(
+        [PY, "manage.py", *args], cwd=ROOT, env=env, check=True, timeout=timeout, stdout=subprocess.DEVNULL
+    )
 
 
 def wait_http(url: str, *, seconds: float = 60) -> None:
@@ -139,7 +154,6 @@ def database_recreate() -> None:
 
 def database_drop() -> None:
     import psycopg
-
     from django.db import connections
 
     connections.close_all()
@@ -157,9 +171,24 @@ def redis_flush() -> None:
 
 
 def wrk(
-    url: str, *, seconds: int, connections: int, script: str = "wrk_get.lua", script_args: list[str] | None = None
+    url: str,
+    *,
+    seconds: int,
+    connections: int,
+    script: str = "wrk_get.lua",
+    script_args: list[str] | None = None,
 ) -> dict:
-    args = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s", "-s", str(ROOT / "bench" / script), url]
+    args = [
+        "wrk",
+        "-t1",
+        f"-c{connections}",
+        f"-d{seconds}s",
+        "--timeout",
+        "10s",
+        "-s",
+        str(ROOT / "bench" / script),
+        url,
+    ]
     if script_args:
         args += ["--", *script_args]
     out = subprocess.run(args, capture_output=True, text=True, check=True, timeout=seconds + 60).stdout
@@ -183,7 +212,7 @@ def users_with_sessions(*, count: int, prefix: str) -> list:
 
     User = get_user_model()
     users = User.objects.bulk_create(
-        [User(email=f"{prefix}{i}@bench.invalid", password="!") for i in range(count)], batch_size=2000
+        [User(email=f"{prefix}{i}@bench.invalid", password="!") for i in range(count)]  # noqa: S106 (unusable), batch_size=2000
     )
     EmailAddress.objects.bulk_create(
         [EmailAddress(user=u, email=u.email, verified=True, primary=True) for u in users], batch_size=2000
@@ -243,7 +272,9 @@ def single_caisse_department(*, exclude: set[str]) -> tuple[str, str]:
     from territories.postal import postal_code_matches_department
 
     crossed = set(Crossing.objects.filter(level="department").values_list("code", flat=True))
-    for department in Department.objects.annotate(n=Count("caisses")).filter(n=1, is_overseas=False).order_by("position"):
+    for department in (
+        Department.objects.annotate(n=Count("caisses")).filter(n=1, is_overseas=False).order_by("position")
+    ):
         code = department.code
         if code in exclude or code in crossed or not code.isdigit():
             continue
@@ -259,7 +290,18 @@ def pledges_top_up(env: dict[str, str], *, total: int) -> None:
     existing = Campaign.objects.get(slug=SLUG).pledges.count()
     if total > existing:
         started = time.monotonic()
-        manage(env, "demo_pledges", "--campaign", SLUG, "--count", str(total - existing), "--method", "copy", "--seed", "7")
+        manage(
+            env,
+            "demo_pledges",
+            "--campaign",
+            SLUG,
+            "--count",
+            str(total - existing),
+            "--method",
+            "copy",
+            "--seed",
+            "7",
+        )
         log(f"pledges: {existing} -> {total} in {time.monotonic() - started:.0f} s")
 
 
@@ -322,7 +364,9 @@ def bench_signing(base: str, *, bare: dict, users: int, seconds: int, connection
     with path.open("w") as out:
         for serial, (_user, key) in enumerate(made):
             csrf = secrets.token_hex(16)  # 32 characters: Django accepts an unmasked secret
-            body = pledge_body(csrf=csrf, serial=500_000_000 + serial, department="75", postal_code="75011", city="Paris")
+            body = pledge_body(
+                csrf=csrf, serial=500_000_000 + serial, department="75", postal_code="75011", city="Paris"
+            )
             out.write(f"{key} {csrf} {body}\n")
     result = wrk(
         f"{base}/campaigns/{SLUG}/sign/",
@@ -334,14 +378,20 @@ def bench_signing(base: str, *, bare: dict, users: int, seconds: int, connection
     created = campaign.pledges.count() - before
     rate = result["signed"] / (result["duration_us"] / 1e6)
     errors = result["errors"] + result["bad"]
-    log(f"signing {rate:.1f}/s p99 {result['p99_ms']:.0f} ms errors {errors} signed {result['signed']} in DB {created}")
+    log(
+        f"signing {rate:.1f}/s p99 {result['p99_ms']:.0f} ms errors {errors} signed {result['signed']} in DB {created}"
+    )
     return figure(
         "signing",
         rate,
         "pledges/s",
         bare["rate"],
         ">= 30 % of bare, p99 < 250 ms, 0 errors",
-        rate >= 0.3 * bare["rate"] and result["p99_ms"] < 250 and errors == 0 and created == result["signed"],
+        # wrk stops with up to `connections` requests in flight: committed, but never counted.
+        rate >= 0.3 * bare["rate"]
+        and result["p99_ms"] < 250
+        and errors == 0
+        and 0 <= created - result["signed"] <= connections,
         p50_ms=result["p50_ms"],
         p99_ms=result["p99_ms"],
         errors=errors,
@@ -392,16 +442,34 @@ def counting_window(*, events: int, repeats: int) -> float:
 
 def bench_crossing(base: str, *, interval: int) -> dict:
     """Seconds from the response to the pledge that crosses a threshold to its recorded Crossing."""
-    from pledges.models import Campaign, CounterState, Crossing, ThresholdRule, TerritoryCount
+    from django.db import transaction
+
+    from pledges.enums import COUNTED_STATUSES
+    from pledges.models import Campaign, CounterState, Crossing, Pledge, TerritoryCount, ThresholdRule
 
     campaign = Campaign.objects.get(slug=SLUG)
     CounterState.objects.filter(pk=1).update(interval_seconds=interval, lag_seconds=1)
+    # Only the bench department can cross: release at department level, no national or regional
+    # gate, and a default department rule nobody meets (no burst of crossings elsewhere).
+    # One transaction: an evaluation between these statements would release at department level
+    # with the old rules and cross many departments at once.
+    with transaction.atomic():
+        ThresholdRule.objects.update_or_create(
+            campaign=campaign,
+            level="department",
+            territory_code="",
+            defaults={"min_count": UNREACHABLE_MIN_COUNT, "min_share_percent": 0},
+        )
+        ThresholdRule.objects.filter(campaign=campaign, level__in=["region", "nation"]).delete()
+        Campaign.objects.filter(pk=campaign.pk).update(release_level="department", national_gate_min_total=0)
+    time.sleep(2 * interval + 2)  # an evaluation that started before the change has finished
     tried: set[str] = {"75"}
     for _attempt in range(5):
         code, postal = single_caisse_department(exclude=tried)
         tried.add(code)
         counted = TerritoryCount.objects.filter(campaign=campaign, level="department", code=code)
-        current = counted.values_list("pledges", flat=True).first() or 0
+        live = Pledge.objects.filter(campaign=campaign, department__code=code, status__in=COUNTED_STATUSES)
+        current = max(counted.values_list("pledges", flat=True).first() or 0, live.count())
         ThresholdRule.objects.update_or_create(
             campaign=campaign,
             level="department",
@@ -410,14 +478,18 @@ def bench_crossing(base: str, *, interval: int) -> dict:
         )
         time.sleep(2 * interval + 2)  # at least one evaluation sees the rule before the pledge
         # A department that crossed with the rule alone (its count was behind) is no use: next one.
-        if not Crossing.objects.filter(campaign=campaign, level="department", code=code).exists():
+        early = Crossing.objects.filter(campaign=campaign, level="department", code=code).first()
+        if early is None:
             break
+        log(
+            f"crossing: department {code} crossed before the pledge ({early.count_at_crossing} >= {current + 1})"
+        )
     else:
         raise RuntimeError("no department stayed below its new threshold")
     ((_user, key),) = users_with_sessions(count=1, prefix="cross")
     csrf = secrets.token_hex(16)
     body = pledge_body(csrf=csrf, serial=900_000_000, department=code, postal_code=postal, city="Ville")
-    request = urllib.request.Request(
+    request = urllib.request.Request(  # noqa: S310 (127.0.0.1 only)
         f"{base}/campaigns/{SLUG}/sign/",
         data=body.encode(),
         headers={"Cookie": f"sessionid={key}; csrftoken={csrf}", "X-CSRFToken": csrf},
@@ -497,7 +569,16 @@ def bench_dashboard(base: str, *, seconds: int, connections: int, pledges: int) 
 
 def bench_letters(env: dict[str, str], *, count: int, single_count: int) -> dict:
     out = subprocess.run(
-        [PY, "bench/letters.py", "--count", str(count), "--single-count", str(single_count), "--processes", "2"],
+        [
+            PY,
+            "bench/letters.py",
+            "--count",
+            str(count),
+            "--single-count",
+            str(single_count),
+            "--processes",
+            "2",
+        ],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -539,30 +620,42 @@ def bench_emails(*, count: int, sink_log: Path, timeout: int) -> dict:
         )
         for i in range(count)
     )
+    # Only this fan-out's messages count (a crossing's round emails may share the sink): the
+    # outbox's Message-ID <outbox.PK.DIGEST@host> carries the SHA-256 of the dedupe key.
+    digests = {hashlib.sha256(f"bench-{run}-{i}".encode()).hexdigest()[:16] for i in range(count)}
+
+    def ours() -> list[str]:
+        return [
+            line
+            for line in sink_log.read_text().splitlines()
+            if line.split(" ", 1)[-1].split("@")[0].rsplit(".", 1)[-1] in digests
+        ]
+
     started = time.time()
     queued = email_queue_many(items)
     queued_s = time.time() - started
-    lines: list[str] = []
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        lines = sink_log.read_text().splitlines()
-        if len(lines) >= count:
+        if len(ours()) >= count:
             break
         time.sleep(0.2)
     time.sleep(2)  # late duplicates would arrive now
-    lines = sink_log.read_text().splitlines()
-    ids = [line.split(" ", 1)[1] for line in lines]
+    lines = ours()
+    # Per dedupe key: a row sent twice and two rows for one key both show up here.
+    ids = [line.split(" ", 1)[-1].split("@")[0].rsplit(".", 1)[-1] for line in lines]
     duplicates = len(ids) - len(set(ids))
     last = max((float(line.split(" ", 1)[0]) for line in lines), default=None)
     seconds = (last - started) if last and len(set(ids)) >= count else None
-    log(f"emails queued {queued} in {queued_s:.1f} s, accepted {len(set(ids))} in {seconds} s, duplicates {duplicates}")
+    log(
+        f"emails queued {queued} in {queued_s:.1f} s, accepted {len(set(ids))} in {seconds} s, duplicates {duplicates}"
+    )
     return figure(
         "emails",
         seconds,
         "s",
         None,
-        "10,000 in < 60 s, 0 duplicates",
-        seconds is not None and seconds < 60 and duplicates == 0,
+        f"10,000 in < 60 s (pro rata: {count} in < {60 * count / 10_000:.0f} s), 0 duplicates",
+        seconds is not None and seconds < 60 * count / 10_000 and duplicates == 0,
         count=count,
         queued=queued,
         queue_seconds=round(queued_s, 2),
@@ -597,14 +690,20 @@ def report_write(*, figures: list[dict], info: dict, mode: str) -> None:
         )
     lines += ["", "Details per figure:", ""]
     for f in figures:
-        extra = {k: v for k, v in f.items() if k not in ("name", "value", "unit", "baseline", "ratio", "target", "met")}
+        extra = {
+            k: v
+            for k, v in f.items()
+            if k not in ("name", "value", "unit", "baseline", "ratio", "target", "met")
+        }
         lines.append(f"- **{f['name']}**: " + ", ".join(f"{k}={v}" for k, v in extra.items()))
     lines += ["", (ROOT / "bench" / "NOTES.md").read_text() if (ROOT / "bench" / "NOTES.md").exists() else ""]
     (ROOT / "BENCHMARKS.md").write_text("\n".join(lines).rstrip() + "\n")
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--quick", action="store_true", help="< 3 minutes: 10k vs 100k pledges, short loads")
     parser.add_argument("--port", type=int, default=8765)
     parser.add_argument("--smtp-port", type=int, default=2526)
@@ -617,6 +716,22 @@ def main() -> None:
 
     def wanted(name: str) -> bool:
         return not only or name in only
+
+    def attempt(names: list[str], measure) -> None:
+        try:
+            result = measure()
+        except Exception as error:  # one broken figure must not lose the others
+            log(f"{', '.join(names)} FAILED: {error!r}")
+            figures.extend(
+                figure(name, None, "-", None, "-", False, error=repr(error)[:200])
+                for name in names
+                if wanted(name)
+            )
+            return
+        figures.extend(f for f in (result if isinstance(result, list) else [result]) if wanted(f["name"]))
+
+    # A TERM (kill, CI timeout) stops the stack too: SystemExit runs the `finally` below.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
     started = time.monotonic()
     VAR.mkdir(parents=True, exist_ok=True)
@@ -643,41 +758,85 @@ def main() -> None:
     figures: list[dict] = []
     try:
         stack.start("smtp", [PY, "bench/smtp_sink.py", "--port", str(args.smtp_port), "--log", str(sink_log)])
-        worker_class = ["--worker-class", "gthread", "--threads", str(args.threads)] if args.threads > 1 else []
+        worker_class = (
+            ["--worker-class", "gthread", "--threads", str(args.threads)] if args.threads > 1 else []
+        )
         stack.start(
             "gunicorn",
-            [str(VENV_BIN / "gunicorn"), "deconv.wsgi", "-b", f"{HOST}:{args.port}", "-w", str(args.workers), *worker_class],
+            [
+                str(VENV_BIN / "gunicorn"),
+                "deconv.wsgi",
+                "-b",
+                f"{HOST}:{args.port}",
+                "-w",
+                str(args.workers),
+                *worker_class,
+            ],
         )
-        stack.start("worker", [str(VENV_BIN / "celery"), "-A", "deconv", "worker", "--loglevel=WARNING", "--concurrency=2"])
+        stack.start(
+            "worker",
+            [str(VENV_BIN / "celery"), "-A", "deconv", "worker", "--loglevel=WARNING", "--concurrency=2"],
+        )
         stack.start(
             "beat",
-            [str(VENV_BIN / "celery"), "-A", "deconv", "beat", "--loglevel=WARNING", "--schedule", str(VAR / "beat-schedule")],
+            [
+                str(VENV_BIN / "celery"),
+                "-A",
+                "deconv",
+                "beat",
+                "--loglevel=WARNING",
+                "--schedule",
+                str(VAR / "beat-schedule"),
+            ],
         )
         wait_http(f"{base}/bench/bare/")
         small = 10_000
         large = 100_000 if quick else 1_000_000
         pledges_top_up(env, total=small)
-        load_s, conns = (8, 8) if quick else (20, 8)
+        load_s, conns = (6, 8) if quick else (20, 8)
+
+        # First: the crossing switches the campaign to department release with no gate and an
+        # unreachable default rule, so that later loads cross nothing (no burst of round emails
+        # in the worker's queue during the email figure).
+        if wanted("crossing_latency"):
+            attempt(["crossing_latency"], lambda: bench_crossing(base, interval=1))
+        bare: dict = {}
+
+        def public() -> list[dict]:
+            result, public_figures = bench_public(base, seconds=load_s, connections=conns)
+            bare.update(result)
+            return public_figures
 
         if wanted("public_count") or wanted("public_page") or wanted("signing"):
-            bare, public = bench_public(base, seconds=load_s, connections=conns)
-            figures += [f for f in public if wanted(f["name"])]
-            if wanted("signing"):
-                figures.append(
-                    bench_signing(base, bare=bare, users=3000 if quick else 10000, seconds=load_s, connections=conns)
-                )
-        if wanted("crossing_latency"):
-            figures.append(bench_crossing(base, interval=1))
+            attempt(["public_count", "public_page"], public)
+        if wanted("signing"):
+            attempt(
+                ["signing"],
+                lambda: bench_signing(
+                    base, bare=bare, users=3000 if quick else 10000, seconds=load_s, connections=conns
+                ),
+            )
         if wanted("emails"):
-            figures.append(bench_emails(count=10_000, sink_log=sink_log, timeout=120 if quick else 300))
+            attempt(
+                ["emails"],
+                lambda: bench_emails(
+                    count=2000 if quick else 10_000, sink_log=sink_log, timeout=60 if quick else 300
+                ),
+            )
         if wanted("letters"):
-            figures.append(bench_letters(env, count=200 if quick else 1000, single_count=40 if quick else 200))
+            attempt(
+                ["letters"],
+                lambda: bench_letters(env, count=100 if quick else 1000, single_count=20 if quick else 200),
+            )
         if wanted("counting_scale") or wanted("dashboard"):
-            figures.append(bench_counting(env, small=small, large=large, events=5000, repeats=3 if quick else 5))
-            if not wanted("counting_scale"):
-                figures.pop()
+            attempt(
+                ["counting_scale"],
+                lambda: bench_counting(env, small=small, large=large, events=5000, repeats=3 if quick else 5),
+            )
         if wanted("dashboard"):
-            figures.append(bench_dashboard(base, seconds=load_s, connections=4, pledges=large))
+            attempt(
+                ["dashboard"], lambda: bench_dashboard(base, seconds=load_s, connections=4, pledges=large)
+            )
     finally:
         stack.stop()
         if not os.environ.get("BENCH_KEEP_DB"):
@@ -695,7 +854,9 @@ def main() -> None:
     report_write(figures=figures, info=info, mode="quick" if quick else "full")
     log(f"done in {info['seconds']:.0f} s: BENCHMARKS.md and bench/results.json")
     for f in figures:
-        log(f"{f['name']}: {f['value']} {f['unit']} (baseline {f['baseline']}, ratio {f['ratio']}) met={f['met']}")
+        log(
+            f"{f['name']}: {f['value']} {f['unit']} (baseline {f['baseline']}, ratio {f['ratio']}) met={f['met']}"
+        )
 
 
 if __name__ == "__main__":

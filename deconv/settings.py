@@ -136,7 +136,17 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
     for _folder in ("queue", "control"):
         (CELERY_BROKER_DIR / _folder).mkdir(parents=True, exist_ok=True)
 else:
-    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "visibility_timeout": 3600,
+        # Publishing (a dispatch after a pledge's commit) tries to connect once more, at once, then
+        # gives up: kombu's default keeps a request waiting about 6 s on a stopped Redis, for a
+        # dispatch that outbox_dispatch_due and releases_resume make again anyway. Workers' own
+        # connections are retried by broker_connection_retry, not by these options.
+        "max_retries": 1,
+        "interval_start": 0,
+        "interval_step": 0.2,
+        "interval_max": 0.2,
+    }
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
@@ -342,7 +352,14 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    # Email addresses and RPPS numbers that a library or an exception text would log are masked
+    # before anything is written (deconv.logging).
+    "filters": {"personal_data": {"()": "deconv.logging.PersonalDataFilter"}},
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["personal_data"]}
+    },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
+# Celery workers keep the handlers above (and their masking filter) instead of replacing them.
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False

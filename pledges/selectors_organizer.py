@@ -75,12 +75,16 @@ def projection_date(
     """When `missing` more pledges arrive at the rate of `recent` per `window_days`; None at a zero rate.
 
     Rounded up to whole days: 10 missing at 3 a day takes 4 days. Nothing missing: today.
+    None too when the date would fall past the calendar (a huge target at a trickle).
     """
     if missing <= 0:
         return today
     if recent <= 0:
         return None
-    return today + timedelta(days=math.ceil(missing * window_days / recent))
+    days = math.ceil(missing * window_days / recent)
+    if days > (date.max - today).days:
+        return None
+    return today + timedelta(days=days)
 
 
 def share_percent(part: int, whole: int | None) -> Decimal | None:
