@@ -8,6 +8,7 @@ transactional test database, so every process sees it.
 
 import io
 import re
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -122,6 +123,7 @@ class Answer:
     status: int  # 0: no HTTP answer at all (connection refused, reset, timed out)
     body: str
     error: str = ""
+    seconds: float = 0.0
 
 
 def http_post(url: str, *, data: dict, session: str, timeout: float = 20) -> Answer:
@@ -144,13 +146,16 @@ def http_get(url: str, *, session: str | None = None, timeout: float = 20) -> An
 
 
 def _answer(request, timeout: float) -> Answer:
+    started = time.monotonic()
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
-            return Answer(status=response.status, body=response.read().decode(errors="replace"))
+            answer = Answer(status=response.status, body=response.read().decode(errors="replace"))
     except urllib.error.HTTPError as error:
-        return Answer(status=error.code, body=error.read().decode(errors="replace"))
+        answer = Answer(status=error.code, body=error.read().decode(errors="replace"))
     except OSError as error:
-        return Answer(status=0, body="", error=type(error).__name__)
+        answer = Answer(status=0, body="", error=type(error).__name__)
+    answer.seconds = time.monotonic() - started
+    return answer
 
 
 TRACEBACK = re.compile(r"Traceback \(most recent call last\)|File \"/|django\.db\.utils\.|psycopg")

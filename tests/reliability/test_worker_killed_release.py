@@ -108,3 +108,6 @@ def test_a_worker_killed_mid_release_leaves_each_signatory_one_letter_and_one_em
     assert sink.duplicates() == {}
     assert release.letters_done_at is not None and release.emails_done_at is not None
     assert Release.objects.filter(pk=release.pk, emails_done_at__isnull=True).count() == 0
+    worker_logs = "".join(path.read_text(errors="replace") for path in tmp_path.glob("worker-*.log"))
+    assert " ready." in worker_logs
+    assert not [p.user.email for p in pledges if p.user.email in worker_logs or p.last_name in worker_logs]

@@ -1,6 +1,12 @@
 import pytest
+from hypothesis import settings as hypothesis_settings
 
 from tests.security.world import ROLES, World, world_build
+
+# No example database in the working tree (.hypothesis/), and no per-example deadline: the CI
+# machine is shared, and a slow example is not a wrong one. Examples are drawn afresh each run.
+hypothesis_settings.register_profile("deconv", database=None, deadline=None)
+hypothesis_settings.load_profile("deconv")
 
 
 @pytest.fixture(autouse=True)

@@ -151,8 +151,10 @@ def test_every_post_without_a_csrf_token_is_refused(world, figures):
         {"post_endpoints_tried": refused + exempt + len(problems), "refused_403": refused, "exempt": exempt},
     )
     assert not problems, "\n".join(problems)
+    # Nothing was processed: no pledge created, withdrawn or deleted, no account deleted.
     assert Pledge.objects.count() == pledges_before
-    assert world.users["signer"].is_active
+    assert Pledge.objects.get(pk=world.pledges["signer_active"].pk).status == "active"
+    assert type(world.users["signer"]).objects.filter(pk=world.users["signer"].pk).exists()
 
 
 # --- Rate limits ------------------------------------------------------------------------------

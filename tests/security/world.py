@@ -70,10 +70,10 @@ class Person:
 
 
 SIGNER = Person(
-    "Quatrefages", "Zephyrine", rpps_with_check_digit("1048151623"), "quatrefages.z@ain-secret.example"
+    "Quatrefages", "Zephyrine", rpps_with_check_digit("1048151623"), "zq.signataire@ain-secret.example"
 )
 OTHER = Person(
-    "Vanderkelen", "Bartholome", rpps_with_check_digit("1091827364"), "vanderkelen.b@paris-secret.example"
+    "Vanderkelen", "Bartholome", rpps_with_check_digit("1091827364"), "bv.signataire@paris-secret.example"
 )
 
 
