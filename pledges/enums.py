@@ -3,6 +3,8 @@
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
+from territories.enums import PopulationKind
+
 
 class CampaignStatus(models.TextChoices):
     DRAFT = "draft", _("Draft")
@@ -55,11 +57,8 @@ class PracticeMode(models.TextChoices):
     MIXED = "mixed", _("Mixed (liberal and salaried)")
 
 
-class ReferencePopulationKind(models.TextChoices):
-    """The campaign's denominator; same values as territories' ReferencePopulation.Kind."""
-
-    LIBERAL_GPS = "liberal_gps", _("Liberal general practitioners")
-    LIBERAL_PHYSICIANS = "liberal_physicians", _("Liberal physicians (all specialties)")
+# The campaign's denominator is a kind of territories' reference population: one enum, not two.
+ReferencePopulationKind = PopulationKind
 
 
 class PledgeStatus(models.TextChoices):

@@ -30,7 +30,7 @@ NO_STORE = "private, no-store"
 
 
 @login_required
-@rate_limited("round_answer", per_ip="20/m", per_user="10/h")
+@rate_limited("confirmation", per_ip="20/m", per_user="10/h")
 @require_http_methods(["GET", "HEAD", "POST"])
 def round_confirm(request: HttpRequest, slug: str) -> HttpResponse:
     campaign = campaign_get_public(slug=slug)
@@ -49,7 +49,7 @@ def round_confirm(request: HttpRequest, slug: str) -> HttpResponse:
     return _round_page(request, round=round, pledge=pledge)
 
 
-@rate_limited("round_answer", per_ip="20/m")
+@rate_limited("confirmation", per_ip="20/m")
 @require_http_methods(["GET", "HEAD", "POST"])
 def round_confirm_link(request: HttpRequest, slug: str, token: str) -> HttpResponse:
     loaded = round_link_load(token=token)

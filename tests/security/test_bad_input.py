@@ -373,7 +373,7 @@ def fuzzer(world, settings):
     # Limits off: the point is to reach the forms, not the 429 page (test_web_security checks limits).
     settings.RATE_LIMITS = {
         scope: {"per_ip": "100000/m", "per_user": "100000/m"}
-        for scope in ("pledge", "confirmation", "withdrawal", "round_answer", "ledger_verify")
+        for scope in ("pledge", "confirmation", "withdrawal", "ledger_verify")
     }
     settings.ACCOUNT_RATE_LIMITS = False
     return Fuzzer(world)
