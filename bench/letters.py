@@ -2,18 +2,29 @@
 
     .venv/bin/python bench/letters.py --count 200
     .venv/bin/python bench/letters.py --count 1000 --single-count 200 --processes 2
+    .venv/bin/python bench/letters.py --count 1000 --single-count 200 --parallel-count 10000
 
 Measures what release_process spends its time on: rendering the letters (the demo letter text,
 synthetic signers, one caisse per department) and writing each PDF atomically to a folder with
 its SHA-256, as pledges.letters_pipeline does. The database rows (one INSERT per letter) are not
 included: they cost well under a millisecond each next to the rendering. No database is needed.
 
+Both ways use the same templates, stylesheet, fonts and PDF options (deconv.pdf.PDF_OPTIONS):
+the single way is letters_render_batch called with one pledge at a time, so the only difference
+is what a WeasyPrint document costs whatever its length (the fonts loaded into a new Fontconfig
+configuration, the stylesheet parsed, the HTML parsed and styled).
+
 Prints one JSON line (and appends it to --output when given):
 - single_letters_per_s: one document per letter (letters_render_each), 1 process;
 - batched_letters_per_s: batches of --batch-size laid out once (letters_render_batch), 1 process;
-- parallel_letters_per_s: the same batches shared by a pool of --processes processes;
+- parallel_letters_per_s: --parallel-count letters (default --count) in the same batches, shared
+  by a pool of --processes processes, as release_process shares a release between workers;
 - ratio: batched / single (wall clock); cpu_ratio: the same from the CPU time per letter, which
-  other work on the machine disturbs less; seconds_for_10000: 10,000 letters at the parallel rate.
+  other work on the machine disturbs less;
+- seconds_for_10000: 10,000 letters at the parallel rate; seconds_for_10000_basis says whether
+  10,000 letters were actually rendered ("measured") or the rate of fewer was extrapolated;
+- seconds_for_10000_idle_cores: 10,000 at the batched CPU cost per letter spread over --processes
+  cores that nothing else uses (an estimate, always).
 """
 
 import argparse
@@ -118,8 +129,8 @@ def _ms_per_letter(seconds: float, count: int) -> float:
     return round(seconds * 1000 / count, 1) if count else 0.0
 
 
-def run(*, count: int, single_count: int, batch_size: int, processes: int) -> dict:
-    pledges = synthetic_pledges(count)
+def run(*, count: int, single_count: int, batch_size: int, processes: int, parallel_count: int) -> dict:
+    pledges = synthetic_pledges(max(count, parallel_count))
     # Warm up (imports, the first font load) so that neither way pays it in the figures.
     letters_render_batch(pledges=pledges[:2], today=TODAY)
     load_before = os.getloadavg()[0]
@@ -130,7 +141,7 @@ def run(*, count: int, single_count: int, batch_size: int, processes: int) -> di
 
         started = time.perf_counter()
         batched_cpu = 0.0
-        for chunk in _chunks(pledges, batch_size):
+        for chunk in _chunks(pledges[:count], batch_size):
             batched_cpu += _render_and_store((chunk, folder, True))[1]
         batched_seconds = time.perf_counter() - started
 
@@ -139,23 +150,21 @@ def run(*, count: int, single_count: int, batch_size: int, processes: int) -> di
         with context.Pool(processes) as pool:
             pool.map(_render_and_store, [(pledges[:2], folder, True)] * processes)  # warm each process
             started = time.perf_counter()
-            results = list(
-                pool.imap_unordered(
-                    _render_and_store, [(c, folder, True) for c in _chunks(pledges, batch_size)]
-                )
-            )
+            chunks = _chunks(pledges[:parallel_count], batch_size)
+            results = list(pool.imap_unordered(_render_and_store, [(c, folder, True) for c in chunks]))
             parallel_seconds = time.perf_counter() - started
         sizes = [path.stat().st_size for path in Path(folder).glob("*.pdf")]
-    assert sum(done for done, _cpu in results) == count
+    assert sum(done for done, _cpu in results) == parallel_count
     single_rate = _rate(single_count, single_seconds)
     batched_rate = _rate(count, batched_seconds)
-    parallel_rate = _rate(count, parallel_seconds)
+    parallel_rate = _rate(parallel_count, parallel_seconds)
     single_cpu_ms = _ms_per_letter(single_cpu, single_count)
     batched_cpu_ms = _ms_per_letter(batched_cpu, count)
     return {
         "bench": "letters",
         "count": count,
         "single_count": single_count,
+        "parallel_count": parallel_count,
         "batch_size": batch_size,
         "processes": processes,
         "cpus": os.cpu_count(),
@@ -172,11 +181,15 @@ def run(*, count: int, single_count: int, batch_size: int, processes: int) -> di
         "single_cpu_ms_per_letter": single_cpu_ms,
         "batched_cpu_ms_per_letter": batched_cpu_ms,
         "cpu_ratio": round(single_cpu_ms / batched_cpu_ms, 2) if batched_cpu_ms else None,
-        "parallel_cpu_ms_per_letter": _ms_per_letter(sum(cpu for _done, cpu in results), count),
+        "parallel_cpu_ms_per_letter": _ms_per_letter(sum(cpu for _done, cpu in results), parallel_count),
         "seconds_for_10000": round(10_000 / parallel_rate, 1) if parallel_rate else None,
+        "seconds_for_10000_basis": (
+            "measured" if parallel_count == 10_000 else f"extrapolated from {parallel_count} letters"
+        ),
         # What 10,000 letters cost on `processes` idle cores at the measured CPU cost per letter.
         "seconds_for_10000_idle_cores": round(10_000 * batched_cpu_ms / 1000 / processes, 1),
         "mean_pdf_bytes": round(sum(sizes) / len(sizes)) if sizes else 0,
+        "max_pdf_bytes": max(sizes, default=0),
     }
 
 
@@ -191,11 +204,21 @@ def main() -> None:
     )
     parser.add_argument("--batch-size", type=int, default=100)
     parser.add_argument("--processes", type=int, default=2, help="pool size for the parallel run")
+    parser.add_argument(
+        "--parallel-count",
+        type=int,
+        default=None,
+        help="letters to render in the parallel run (default: --count; 10000 measures seconds_for_10000)",
+    )
     parser.add_argument("--output", type=Path, help="append the JSON line to this file too")
     args = parser.parse_args()
     single_count = args.single_count if args.single_count is not None else min(args.count, 200)
     result = run(
-        count=args.count, single_count=single_count, batch_size=args.batch_size, processes=args.processes
+        count=args.count,
+        single_count=single_count,
+        batch_size=args.batch_size,
+        processes=args.processes,
+        parallel_count=args.parallel_count if args.parallel_count is not None else args.count,
     )
     line = json.dumps(result, sort_keys=True)
     print(line)

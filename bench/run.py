@@ -10,7 +10,9 @@ Every loop is bounded in count and in time; all traffic goes to 127.0.0.1. See b
 """
 
 import argparse
+import contextlib
 import hashlib
+import io
 import json
 import os
 import platform
@@ -28,7 +30,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 PY = str(ROOT / ".venv" / "bin" / "python")
 VENV_BIN = ROOT / ".venv" / "bin"
-DB_NAME = "deconv_bench"
+DB_NAME = os.environ.get("BENCH_DB_NAME", "deconv_bench")
 PG_URL = os.environ.get("BENCH_PG_URL", "postgres://postgres@127.0.0.1:5432")
 REDIS_DB_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
 VAR = Path(os.environ.get("BENCH_VAR_DIR", "/tmp/deconv-bench"))  # noqa: S108 (scratch, recreated)
@@ -49,6 +51,21 @@ RATE_ENV = {
 
 def log(message: str) -> None:
     print(f"[bench {datetime.now(UTC):%H:%M:%S}] {message}", flush=True)
+
+
+PHASES: list[tuple[str, float]] = []
+
+
+@contextlib.contextmanager
+def phase(name: str):
+    """Log how long a step of the run took (summed up at the end: where the minutes go)."""
+    started = time.monotonic()
+    try:
+        yield
+    finally:
+        seconds = time.monotonic() - started
+        PHASES.append((name, seconds))
+        log(f"phase {name}: {seconds:.1f} s")
 
 
 def stack_env(*, port: int, smtp_port: int) -> dict[str, str]:
@@ -113,23 +130,19 @@ class Stack:
         return proc
 
     def stop(self, name: str | None = None) -> None:
-        for proc_name, proc in list(self.procs):
-            if name is not None and proc_name != name:
-                continue
+        """TERM every process first, then wait: their graceful shutdowns overlap."""
+        stopping = [(n, proc) for n, proc in self.procs if name is None or n == name]
+        for _name, proc in stopping:
             if proc.poll() is None:
                 os.killpg(proc.pid, signal.SIGTERM)
-                try:
-                    proc.wait(timeout=15)
-                except subprocess.TimeoutExpired:
-                    os.killpg(proc.pid, signal.SIGKILL)
-                    proc.wait(timeout=5)
+        deadline = time.monotonic() + 15
+        for proc_name, proc in stopping:
+            try:
+                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=5)
             self.procs.remove((proc_name, proc))
-
-
-def manage(env: dict[str, str], *args: str, timeout: int = 900) -> None:
-    subprocess.run(
-        [PY, "manage.py", *args], cwd=ROOT, env=env, check=True, timeout=timeout, stdout=subprocess.DEVNULL
-    )
 
 
 def wait_http(url: str, *, seconds: float = 60) -> None:
@@ -152,13 +165,82 @@ def database_recreate() -> None:
         conn.execute(f"CREATE DATABASE {DB_NAME}")
 
 
-def database_drop() -> None:
+def database_drop(*names: str) -> None:
     import psycopg
     from django.db import connections
 
     connections.close_all()
     with psycopg.connect(f"{PG_URL}/postgres", autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)")
+        for name in (DB_NAME, *names):
+            conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+def database_clone(name: str) -> None:
+    """A copy of the bench database as it is now (nobody may be connected to it meanwhile)."""
+    import psycopg
+    from django.db import connections
+
+    connections.close_all()
+    with psycopg.connect(f"{PG_URL}/postgres", autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        conn.execute(f"CREATE DATABASE {name} TEMPLATE {DB_NAME}")
+
+
+@contextlib.contextmanager
+def database_use(name: str):
+    """Point this process's default connection at another database of the same server."""
+    from django.db import connection
+
+    previous = connection.settings_dict["NAME"]
+    connection.close()
+    connection.settings_dict["NAME"] = name
+    try:
+        yield
+    finally:
+        connection.close()
+        connection.settings_dict["NAME"] = previous
+
+
+# Tables a pledge load fills (pledges.demo_data writes them with COPY).
+LOADED_TABLES = (
+    "deconv_user",
+    "account_emailaddress",
+    "pledges_rppsclaim",
+    "pledges_pledge",
+    "pledges_pledgeevent",
+)
+
+
+def database_settle() -> None:
+    """VACUUM ANALYZE what a bulk load filled, then CHECKPOINT.
+
+    Production's autovacuum analyses a table that grew and vacuums one that took many inserts;
+    this server runs with autovacuum off, so without this the planner would keep estimating
+    from an empty table, and the first readers after the load would set the hint bits of every
+    new row. The checkpoint writes the load's dirty pages now rather than during a measure.
+    """
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(f"VACUUM (ANALYZE) {', '.join(LOADED_TABLES)}")
+        with contextlib.suppress(Exception):  # CHECKPOINT needs a superuser or pg_checkpoint
+            cursor.execute("CHECKPOINT")
+
+
+def static_digest() -> str:
+    """What collectstatic's output depends on: the storage and every source file's size and mtime."""
+    from django.conf import settings
+    from django.contrib.staticfiles import finders
+
+    digest = hashlib.sha256(settings.STORAGES["staticfiles"]["BACKEND"].encode())
+    for line in sorted(
+        f"{path}\0{storage.path(path)}\0{stat.st_size}\0{stat.st_mtime_ns}\n"
+        for finder in finders.get_finders()
+        for path, storage in finder.list([])
+        for stat in [os.stat(storage.path(path))]
+    ):
+        digest.update(line.encode())
+    return digest.hexdigest()
 
 
 def redis_flush() -> None:
@@ -168,6 +250,21 @@ def redis_flush() -> None:
 
 
 # --- wrk ---------------------------------------------------------------------------------------
+
+
+def warm_up(url: str, *, headers: dict[str, str] | None = None, requests: int = 16) -> None:
+    """A few sequential GETs before a measured load, so that every gunicorn thread has served once.
+
+    A process's first requests import and compile what Django loads lazily (URL resolvers,
+    templates, translations): seconds each on this machine, which a 6 s load would report as its
+    p95. A server in production has long served its first requests; the figures are steady state.
+    """
+    import urllib.request
+
+    for _ in range(requests):
+        request = urllib.request.Request(url, headers=headers or {})  # noqa: S310 (http://127.0.0.1 only)
+        with urllib.request.urlopen(request, timeout=30) as answer:  # noqa: S310
+            answer.read()
 
 
 def wrk(
@@ -284,14 +381,16 @@ def single_caisse_department(*, exclude: set[str]) -> tuple[str, str]:
     raise RuntimeError("no single-caisse department left")
 
 
-def pledges_top_up(env: dict[str, str], *, total: int) -> None:
+def pledges_top_up(*, total: int) -> None:
+    """Bring the demo campaign to `total` pledges (demo_pledges with COPY, in this process)."""
+    from django.core.management import call_command
+
     from pledges.models import Campaign
 
     existing = Campaign.objects.get(slug=SLUG).pledges.count()
     if total > existing:
         started = time.monotonic()
-        manage(
-            env,
+        call_command(
             "demo_pledges",
             "--campaign",
             SLUG,
@@ -301,6 +400,7 @@ def pledges_top_up(env: dict[str, str], *, total: int) -> None:
             "copy",
             "--seed",
             "7",
+            stdout=io.StringIO(),
         )
         log(f"pledges: {existing} -> {total} in {time.monotonic() - started:.0f} s")
 
@@ -323,6 +423,8 @@ def figure(name, value, unit, baseline, target, met, **extra) -> dict:
 
 
 def bench_public(base: str, *, seconds: int, connections: int) -> tuple[dict, list[dict]]:
+    for path in ("/bench/bare/", f"/api/v1/campaigns/{SLUG}/count.json", f"/campaigns/{SLUG}/"):
+        warm_up(f"{base}{path}")
     bare = wrk(f"{base}/bench/bare/", seconds=seconds, connections=connections)
     count = wrk(f"{base}/api/v1/campaigns/{SLUG}/count.json", seconds=seconds, connections=connections)
     page = wrk(f"{base}/campaigns/{SLUG}/", seconds=seconds, connections=connections)
@@ -401,58 +503,103 @@ def bench_signing(base: str, *, bare: dict, users: int, seconds: int, connection
     )
 
 
-def counting_window(*, events: int, repeats: int) -> float:
-    """Median seconds of counts_update over `events` fresh events (net zero: +1/-1 alternately)."""
+def counting_window(*, events: int, sign: int) -> float:
+    """Seconds per event of one counts_update over `events` fresh events, all with delta `sign`.
+
+    Event i goes to metropolitan department i mod 96, so each window moves every department's,
+    region's and the nation's count (as a real count does) by about events / 96 per department;
+    the caller alternates the sign, so counts come back to the loaded ones every two windows.
+    The window's events are deleted once counted: the table keeps the size under test, however
+    many windows are measured (appended, they would make the small side's table grow most).
+    """
+    from django.db import connection
+
     from pledges.counting import counts_update
     from pledges.enums import PledgeEventKind
-    from pledges.models import Campaign, CounterState, PledgeEvent
+    from pledges.models import Campaign, PledgeEvent
     from territories.models import Department
 
     campaign = Campaign.objects.get(slug=SLUG)
-    departments = list(Department.objects.filter(is_overseas=False).order_by("position"))
-    lag = CounterState.objects.get(pk=1).lag_seconds
-    timings = []
-    for _ in range(repeats):
-        counts_update()  # start from an empty window
-        PledgeEvent.objects.bulk_create(
+    departments = list(
+        Department.objects.filter(is_overseas=False).order_by("position").values_list("pk", flat=True)
+    )
+    table = PledgeEvent._meta.db_table
+    counts_update()  # start from an empty window
+    # One INSERT ... SELECT: the rows bulk_create would write, without building 5,000 objects.
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} (campaign_id, department_id, kind, delta) "  # noqa: S608 (our table)
+            "SELECT %s, (%s::bigint[])[1 + i %% %s], %s, %s FROM generate_series(0, %s - 1) AS i "
+            "RETURNING id",
             [
-                PledgeEvent(
-                    campaign=campaign,
-                    department=departments[i % len(departments)],
-                    kind=PledgeEventKind.PLEDGED if i % 2 == 0 else PledgeEventKind.WITHDRAWN,
-                    delta=1 if i % 2 == 0 else -1,
-                )
-                for i in range(events)
+                campaign.pk,
+                departments,
+                len(departments),
+                str(PledgeEventKind.PLEDGED if sign > 0 else PledgeEventKind.WITHDRAWN),
+                sign,
+                events,
             ],
-            batch_size=5000,
         )
-        time.sleep(lag + 0.3)
-        for _attempt in range(20):
-            started = time.perf_counter()
-            result = counts_update()
-            elapsed = time.perf_counter() - started
-            if not result.skipped:
-                break
-            time.sleep(0.1)
-        if result.events < events:
-            raise RuntimeError(f"counts_update saw {result.events} of {events} events")
-        timings.append(elapsed / result.events)
-    return statistics.median(timings)
+        ids = [row[0] for row in cursor.fetchall()]
+    # lag_seconds is 0 during the measure: the events committed above are inside the next window.
+    for _attempt in range(20):
+        started = time.perf_counter()
+        result = counts_update()
+        elapsed = time.perf_counter() - started
+        if not result.skipped:
+            break
+        time.sleep(0.1)
+    if result.events != events:
+        raise RuntimeError(f"counts_update saw {result.events} of {events} events")
+    with connection.cursor() as cursor:
+        cursor.execute(f"DELETE FROM {table} WHERE id = ANY(%s)", [ids])  # noqa: S608 (our table)
+    return elapsed / result.events
 
 
-def bench_crossing(base: str, *, interval: int) -> dict:
-    """Seconds from the response to the pledge that crosses a threshold to its recorded Crossing."""
+def counting_compare(*, databases: dict[str, str], events: int, repeats: int) -> dict[str, list[float]]:
+    """Seconds per event in each database, measured in alternation (ABBA...), after a warm-up each.
+
+    Both databases live on the same server and are measured within the same seconds, so a
+    change in the machine's load (other processes, a checkpoint) weighs on both alike.
+    """
+    from pledges.models import CounterState
+
+    timings: dict[str, list[float]] = {label: [] for label in databases}
+    windows = dict.fromkeys(databases, 0)
+
+    def measure(label: str) -> float:
+        with database_use(databases[label]):
+            windows[label] += 1
+            return counting_window(events=events, sign=1 if windows[label] % 2 else -1)
+
+    for label, name in databases.items():
+        with database_use(name):
+            # The beat's tick stays out of the way (counts_update is called directly) and the
+            # window ends at the database's now: no lag to wait for between windows.
+            CounterState.objects.filter(pk=1).update(interval_seconds=100_000, lag_seconds=0)
+        measure(label)  # warm-up: caches, the first write to each count row since the load
+    labels = list(databases)
+    for repeat in range(repeats):
+        for label in labels if repeat % 2 == 0 else labels[::-1]:
+            timings[label].append(measure(label))
+    for name in databases.values():
+        with database_use(name):
+            CounterState.objects.filter(pk=1).update(lag_seconds=1)
+    return timings
+
+
+def crossing_prepare() -> None:
+    """Only the bench department will be able to cross: run before the worker and beat start.
+
+    Release at department level, no national or regional gate, and a default department rule
+    nobody meets (no burst of crossings, hence of round emails, elsewhere). Done while no
+    evaluation can run, so none can cross with the old rules meanwhile.
+    """
     from django.db import transaction
 
-    from pledges.enums import COUNTED_STATUSES
-    from pledges.models import Campaign, CounterState, Crossing, Pledge, TerritoryCount, ThresholdRule
+    from pledges.models import Campaign, ThresholdRule
 
     campaign = Campaign.objects.get(slug=SLUG)
-    CounterState.objects.filter(pk=1).update(interval_seconds=interval, lag_seconds=1)
-    # Only the bench department can cross: release at department level, no national or regional
-    # gate, and a default department rule nobody meets (no burst of crossings elsewhere).
-    # One transaction: an evaluation between these statements would release at department level
-    # with the old rules and cross many departments at once.
     with transaction.atomic():
         ThresholdRule.objects.update_or_create(
             campaign=campaign,
@@ -462,7 +609,35 @@ def bench_crossing(base: str, *, interval: int) -> dict:
         )
         ThresholdRule.objects.filter(campaign=campaign, level__in=["region", "nation"]).delete()
         Campaign.objects.filter(pk=campaign.pk).update(release_level="department", national_gate_min_total=0)
-    time.sleep(2 * interval + 2)  # an evaluation that started before the change has finished
+
+
+def evaluation_wait(campaign, *, timeout: float) -> bool:
+    """Wait until the worker has evaluated the campaign's conditions as they are now.
+
+    conditions_evaluate remembers the fingerprint (settings, rules, counts, states) of what it
+    evaluated, after evaluating: when it equals the current one, an evaluation that saw the
+    current rules has finished. False after `timeout` seconds.
+    """
+    from django.core.cache import cache
+
+    from pledges.conditions import campaign_conditions_fingerprints
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        current = campaign_conditions_fingerprints(campaign_ids=[campaign.pk]).get(campaign.pk)
+        if cache.get(f"pledges:conditions:fingerprint:{campaign.pk}") == repr(current):
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def bench_crossing(base: str, *, interval: int) -> dict:
+    """Seconds from the response to the pledge that crosses a threshold to its recorded Crossing."""
+    from pledges.enums import COUNTED_STATUSES
+    from pledges.models import Campaign, CounterState, Crossing, Pledge, TerritoryCount, ThresholdRule
+
+    campaign = Campaign.objects.get(slug=SLUG)
+    CounterState.objects.filter(pk=1).update(interval_seconds=interval, lag_seconds=1)
     tried: set[str] = {"75"}
     for _attempt in range(5):
         code, postal = single_caisse_department(exclude=tried)
@@ -476,7 +651,10 @@ def bench_crossing(base: str, *, interval: int) -> dict:
             territory_code=code,
             defaults={"min_count": current + 1, "min_share_percent": 0},
         )
-        time.sleep(2 * interval + 2)  # at least one evaluation sees the rule before the pledge
+        # At least one evaluation sees the rule before the pledge: a few seconds, more when
+        # the worker has just started.
+        if not evaluation_wait(campaign, timeout=30):
+            log("crossing: no evaluation of the new rule seen within the limit")
         # A department that crossed with the rule alone (its count was behind) is no use: next one.
         early = Crossing.objects.filter(campaign=campaign, level="department", code=code).first()
         if early is None:
@@ -519,16 +697,18 @@ def bench_crossing(base: str, *, interval: int) -> dict:
     )
 
 
-def bench_counting(env: dict[str, str], *, small: int, large: int, events: int, repeats: int) -> dict:
-    from pledges.models import CounterState
-
-    # The beat's tick stays out of the way: counts_update below is called directly.
-    CounterState.objects.filter(pk=1).update(interval_seconds=100_000, lag_seconds=1)
-    pledges_top_up(env, total=small)
-    per_event_small = counting_window(events=events, repeats=repeats)
-    pledges_top_up(env, total=large)
-    per_event_large = counting_window(events=events, repeats=repeats)
-    log(f"counting {per_event_small * 1e6:.1f} us/event at {small}, {per_event_large * 1e6:.1f} at {large}")
+def bench_counting(*, small_db: str, small: int, large: int, events: int, repeats: int) -> dict:
+    """counts_update's cost per event with `large` pledges (this run's database) vs `small` (its clone)."""
+    timings = counting_compare(
+        databases={"small": small_db, "large": DB_NAME}, events=events, repeats=repeats
+    )
+    per_event_small = statistics.median(timings["small"])
+    per_event_large = statistics.median(timings["large"])
+    ratios = sorted(b / a for a, b in zip(timings["small"], timings["large"], strict=True))
+    log(
+        f"counting {per_event_small * 1e6:.2f} us/event at {small}, {per_event_large * 1e6:.2f} at {large}; "
+        f"window pairs large/small {', '.join(f'{r:.2f}' for r in ratios)}"
+    )
     ratio = per_event_large / per_event_small
     return figure(
         "counting_scale",
@@ -540,6 +720,7 @@ def bench_counting(env: dict[str, str], *, small: int, large: int, events: int, 
         small_pledges=small,
         large_pledges=large,
         window_events=events,
+        windows=repeats,
     )
 
 
@@ -549,6 +730,8 @@ def bench_dashboard(base: str, *, seconds: int, connections: int, pledges: int) 
     ((user, key),) = users_with_sessions(count=1, prefix="admin")
     get_user_model().objects.filter(pk=user.pk).update(is_superuser=True, is_staff=True)
     cookie = f"Cookie: sessionid={key}"
+    warm_up(f"{base}/organizer/{SLUG}/", headers={"Cookie": f"sessionid={key}"})
+    warm_up(f"{base}/campaigns/{SLUG}/")
     dash = wrk(f"{base}/organizer/{SLUG}/", seconds=seconds, connections=connections, script_args=[cookie])
     page = wrk(f"{base}/campaigns/{SLUG}/", seconds=seconds, connections=connections)
     log(f"dashboard p95 {dash['p95_ms']:.0f} ms ({dash['errors']} errors), page p95 {page['p95_ms']:.0f} ms")
@@ -598,7 +781,9 @@ def bench_letters(env: dict[str, str], *, count: int, single_count: int) -> dict
         data["ratio"] >= 5 and seconds_10k < 120,
         seconds_for_10000=seconds_10k,
         parallel_letters_per_s=data.get("parallel_letters_per_s"),
+        seconds_for_10000_basis=data.get("seconds_for_10000_basis"),
         cpu_ratio=data.get("cpu_ratio"),
+        max_pdf_bytes=data.get("max_pdf_bytes"),
         measured_letters=count,
         measured_single=single_count,
     )
@@ -710,6 +895,11 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--threads", type=int, default=4, help="gthread threads per worker (1: sync workers)")
     parser.add_argument("--only", default="", help="comma-separated figures to run (default: all)")
+    parser.add_argument(
+        "--no-write",
+        action="store_true",
+        help="print the figures, leave BENCHMARKS.md and results.json alone",
+    )
     args = parser.parse_args()
     quick = args.quick
     only = set(filter(None, args.only.split(",")))
@@ -741,65 +931,110 @@ def main() -> None:
     sys.path.insert(0, str(ROOT))
     base = f"http://{HOST}:{args.port}"
 
-    log("database deconv_bench: drop, create, migrate, load")
-    database_recreate()
-    redis_flush()
-    manage(env, "migrate", "--noinput")
-    manage(env, "collectstatic", "--noinput")
-    manage(env, "load_territories")
-    manage(env, "load_demo")
-
-    import django
-
-    django.setup()
+    small = 10_000
+    large = 100_000 if quick else 1_000_000
+    load_s, conns = (6, 8) if quick else (20, 8)
+    # The counting figure compares this database (topped up to `large` later) with a copy taken
+    # at `small`, measured in alternation.
+    small_db = f"{DB_NAME}_small" if wanted("counting_scale") else None
 
     stack = Stack(env)
     sink_log = VAR / "sink.log"
     figures: list[dict] = []
     try:
-        stack.start("smtp", [PY, "bench/smtp_sink.py", "--port", str(args.smtp_port), "--log", str(sink_log)])
-        worker_class = (
-            ["--worker-class", "gthread", "--threads", str(args.threads)] if args.threads > 1 else []
-        )
-        stack.start(
-            "gunicorn",
-            [
-                str(VENV_BIN / "gunicorn"),
-                "deconv.wsgi",
-                "-b",
-                f"{HOST}:{args.port}",
-                "-w",
-                str(args.workers),
-                *worker_class,
-            ],
-        )
-        stack.start(
-            "worker",
-            [str(VENV_BIN / "celery"), "-A", "deconv", "worker", "--loglevel=WARNING", "--concurrency=2"],
-        )
-        stack.start(
-            "beat",
-            [
-                str(VENV_BIN / "celery"),
-                "-A",
-                "deconv",
-                "beat",
-                "--loglevel=WARNING",
-                "--schedule",
-                str(VAR / "beat-schedule"),
-            ],
-        )
-        wait_http(f"{base}/bench/bare/")
-        small = 10_000
-        large = 100_000 if quick else 1_000_000
-        pledges_top_up(env, total=small)
-        load_s, conns = (6, 8) if quick else (20, 8)
+        log(f"database {DB_NAME}: drop, create, migrate, load")
 
-        # First: the crossing switches the campaign to department release with no gate and an
-        # unreachable default rule, so that later loads cross nothing (no burst of round emails
-        # in the worker's queue during the email figure).
+        def gunicorn_start() -> None:
+            worker_class = (
+                ["--worker-class", "gthread", "--threads", str(args.threads)] if args.threads > 1 else []
+            )
+            stack.start(
+                "gunicorn",
+                [
+                    str(VENV_BIN / "gunicorn"),
+                    "deconv.wsgi",
+                    "-b",
+                    f"{HOST}:{args.port}",
+                    "-w",
+                    str(args.workers),
+                    *worker_class,
+                ],
+            )
+
+        with phase("migrate"):
+            database_recreate()
+            redis_flush()
+            import django
+            from django.core.management import call_command
+
+            django.setup()
+            # collectstatic needs no database: it runs while this process migrates and loads,
+            # and not at all when no static file changed since the last run (WhiteNoise
+            # compresses every file again each time: ~17 s of CPU on this machine).
+            static_stamp, static_now = VAR / "static.digest", static_digest()
+            static = None
+            if not (
+                (VAR / "static" / "staticfiles.json").exists()
+                and static_stamp.exists()
+                and static_stamp.read_text() == static_now
+            ):
+                static_stamp.unlink(missing_ok=True)
+                static = stack.start("collectstatic", [PY, "manage.py", "collectstatic", "--noinput"])
+            stack.start(
+                "smtp", [PY, "bench/smtp_sink.py", "--port", str(args.smtp_port), "--log", str(sink_log)]
+            )
+            # gunicorn boots while this process migrates and loads: it opens no database
+            # connection before its first request (the worker and beat, which do, start after
+            # the loads and the copy). WhiteNoise lists STATIC_ROOT as it boots: not before
+            # collectstatic has finished.
+            if static is None:
+                gunicorn_start()
+            # In this process: one Django start-up instead of one per command.
+            call_command("migrate", "--noinput", verbosity=0)
+        with phase("territories and demo"):
+            call_command("load_territories", stdout=io.StringIO())
+            call_command("load_demo", stdout=io.StringIO())
+        with phase(f"load to {small}"):
+            pledges_top_up(total=small)
+            database_settle()
+            if small_db:
+                database_clone(small_db)
+            if wanted("crossing_latency"):
+                crossing_prepare()
+        if static is not None:
+            with phase("collectstatic (rest)"):
+                if static.wait(timeout=600) != 0:
+                    raise RuntimeError(f"collectstatic failed: see {VAR / 'collectstatic.log'}")
+                static_stamp.write_text(static_now)
+            gunicorn_start()
+        else:
+            log("collectstatic: no static file changed since the last run")
+
+        with phase("stack start"):
+            stack.start(
+                "worker",
+                [str(VENV_BIN / "celery"), "-A", "deconv", "worker", "--loglevel=WARNING", "--concurrency=2"],
+            )
+            stack.start(
+                "beat",
+                [
+                    str(VENV_BIN / "celery"),
+                    "-A",
+                    "deconv",
+                    "beat",
+                    "--loglevel=WARNING",
+                    "--schedule",
+                    str(VAR / "beat-schedule"),
+                ],
+            )
+            wait_http(f"{base}/bench/bare/")
+
+        # First: crossing_prepare switched the campaign to department release with no gate and
+        # an unreachable default rule, so that later loads cross nothing (no burst of round
+        # emails in the worker's queue during the email figure).
         if wanted("crossing_latency"):
-            attempt(["crossing_latency"], lambda: bench_crossing(base, interval=1))
+            with phase("crossing_latency"):
+                attempt(["crossing_latency"], lambda: bench_crossing(base, interval=1))
         bare: dict = {}
 
         def public() -> list[dict]:
@@ -808,39 +1043,59 @@ def main() -> None:
             return public_figures
 
         if wanted("public_count") or wanted("public_page") or wanted("signing"):
-            attempt(["public_count", "public_page"], public)
+            with phase("public"):
+                attempt(["public_count", "public_page"], public)
         if wanted("signing"):
-            attempt(
-                ["signing"],
-                lambda: bench_signing(
-                    base, bare=bare, users=3000 if quick else 10000, seconds=load_s, connections=conns
-                ),
-            )
+            with phase("signing"):
+                attempt(
+                    ["signing"],
+                    lambda: bench_signing(
+                        base, bare=bare, users=3000 if quick else 10000, seconds=load_s, connections=conns
+                    ),
+                )
         if wanted("emails"):
-            attempt(
-                ["emails"],
-                lambda: bench_emails(
-                    count=2000 if quick else 10_000, sink_log=sink_log, timeout=60 if quick else 300
-                ),
-            )
+            with phase("emails"):
+                attempt(
+                    ["emails"],
+                    lambda: bench_emails(
+                        count=2000 if quick else 10_000, sink_log=sink_log, timeout=60 if quick else 300
+                    ),
+                )
         if wanted("letters"):
-            attempt(
-                ["letters"],
-                lambda: bench_letters(env, count=100 if quick else 1000, single_count=20 if quick else 200),
-            )
+            with phase("letters"):
+                attempt(
+                    ["letters"],
+                    lambda: bench_letters(
+                        env, count=100 if quick else 1000, single_count=20 if quick else 200
+                    ),
+                )
         if wanted("counting_scale") or wanted("dashboard"):
-            attempt(
-                ["counting_scale"],
-                lambda: bench_counting(env, small=small, large=large, events=5000, repeats=3 if quick else 5),
-            )
+            with phase(f"load to {large}"):
+                pledges_top_up(total=large)
+                database_settle()
+        if wanted("counting_scale"):
+            with phase("counting_scale"):
+                attempt(
+                    ["counting_scale"],
+                    lambda: bench_counting(
+                        small_db=small_db,
+                        small=small,
+                        large=large,
+                        events=5000,
+                        repeats=11 if quick else 15,
+                    ),
+                )
         if wanted("dashboard"):
-            attempt(
-                ["dashboard"], lambda: bench_dashboard(base, seconds=load_s, connections=4, pledges=large)
-            )
+            with phase("dashboard"):
+                attempt(
+                    ["dashboard"], lambda: bench_dashboard(base, seconds=load_s, connections=4, pledges=large)
+                )
     finally:
-        stack.stop()
+        with phase("stop"):
+            stack.stop()
         if not os.environ.get("BENCH_KEEP_DB"):
-            database_drop()
+            with phase("drop databases"):
+                database_drop(*([small_db] if small_db else []))
     import gunicorn
 
     info = {
@@ -851,8 +1106,12 @@ def main() -> None:
         "gunicorn": f"{gunicorn.__version__}, {args.workers} workers"
         + (f" x {args.threads} threads (gthread)" if args.threads > 1 else " (sync)"),
     }
-    report_write(figures=figures, info=info, mode="quick" if quick else "full")
-    log(f"done in {info['seconds']:.0f} s: BENCHMARKS.md and bench/results.json")
+    if args.no_write:
+        log(f"done in {info['seconds']:.0f} s (--no-write: reports left as they were)")
+    else:
+        report_write(figures=figures, info=info, mode="quick" if quick else "full")
+        log(f"done in {info['seconds']:.0f} s: BENCHMARKS.md and bench/results.json")
+    log("phases: " + ", ".join(f"{name} {seconds:.0f} s" for name, seconds in PHASES))
     for f in figures:
         log(
             f"{f['name']}: {f['value']} {f['unit']} (baseline {f['baseline']}, ratio {f['ratio']}) met={f['met']}"

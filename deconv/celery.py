@@ -71,6 +71,20 @@ BEAT_SCHEDULE: dict = {
         "schedule": crontab(hour=4, minute=25),
         "options": {"expires": 60 * 60},
     },
+    # Background jobs (exports, escrow bundles, directory imports, bulk invalidations) whose
+    # message was lost (broker down at request time) or whose worker died: sent again
+    # (pledges.jobs). Two indexed queries per job kind when nothing is lost.
+    "pledges-jobs-recover": {
+        "task": "pledges.jobs_recover",
+        "schedule": 60.0,
+        "options": {"expires": 55},
+    },
+    # Export files name signers: deleted EXPORT_RETENTION_HOURS after they were built.
+    "pledges-exports-purge": {
+        "task": "pledges.exports_purge",
+        "schedule": crontab(minute=37),
+        "options": {"expires": 30 * 60},
+    },
     # Rounds end at a date and time signers were told: closing within a minute of it is what
     # they expect. The job is one indexed query when no round is due.
     "pledges-rounds-close-due": {
@@ -130,6 +144,16 @@ BEAT_SCHEDULE: dict = {
         "task": "pledges.followup_remind",
         "schedule": crontab(hour=9, minute=30),
         "options": {"expires": 60 * 60},
+    },
+    # Organizer dashboards (pledges.dashboard_snapshot): figures are aggregated per campaign in
+    # the background, not per request. The tick only reads a fingerprint per watched or open
+    # campaign and aggregates when one is due: changed and DASHBOARD_REFRESH_SECONDS old (15 s by
+    # default), or DASHBOARD_MAX_AGE_SECONDS old; every 5 s so that a change waits at most the
+    # refresh interval plus 5 s. A tick stuck behind a long job is useless once the next is due.
+    "pledges-dashboard-snapshots-refresh": {
+        "task": "pledges.dashboard_snapshots_refresh",
+        "schedule": 5.0,
+        "options": {"expires": 5},
     },
 }
 app.conf.beat_schedule = BEAT_SCHEDULE

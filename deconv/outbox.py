@@ -7,6 +7,10 @@ deconv.models.OutgoingEmail goes through:
    in the recipient's language, under a unique `dedupe_key`: queueing the same email twice (a
    fan-out that runs again, a retried task) creates nothing. The send task is handed to the broker
    after the commit (`dispatched_at`), so nothing leaves for a rolled-back change.
+   Or queued unrendered (email_queue_later, email_queue_many(render_later=True)): the row is
+   stored the same way, in the same transaction, with an empty text; the worker that claims it
+   renders it from the context builder its kind registered, stores the rendered parts in the row,
+   then sends it. A busy request (signing) then pays one INSERT instead of rendering templates.
 2. sending: claimed by outbox_send, a chunk at a time, with SELECT ... FOR UPDATE SKIP LOCKED and
    one UPDATE (attempts + 1, claimed_at): two workers given the same ids never both send a row.
 3. sent, marked right after the SMTP server accepted the DATA, one UPDATE per message. Or back to
@@ -40,8 +44,10 @@ deletion confirmations, which are the proof of a GDPR request.
 
 import hashlib
 import logging
+import os
 import smtplib
-from collections.abc import Iterable
+import threading
+from collections.abc import Callable, Iterable
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -54,6 +60,7 @@ from django.core.mail import get_connection
 from django.db import IntegrityError, connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
+from django.utils.module_loading import autodiscover_modules
 
 from deconv.email_stops import email_kind_is_required, email_stop_url, stopped_addresses
 from deconv.mail import RenderedEmail, email_footer_add, email_message_build, email_render
@@ -66,6 +73,7 @@ logger = logging.getLogger(__name__)
 ERASED_AFTER_SENDING_KINDS = frozenset({"account_deleted"})
 
 STOPPED_ERROR = "recipient stopped emails"
+NOTHING_TO_RENDER_ERROR = "nothing left to render: what the email was about no longer exists"
 MAX_ATTEMPTS = 8
 BACKOFF_FIRST_SECONDS = 30
 BACKOFF_MAX_SECONDS = 60 * 60
@@ -76,6 +84,8 @@ INSERT_BATCH = 500
 SEND_CHUNK = 100
 # A row dispatched but not claimed after this long is dispatched again (its message was lost).
 DISPATCH_LEASE = timedelta(minutes=1)
+# Rows queued one by one (email_queue_later) wait this long in their process to leave together.
+DISPATCH_DELAY_SECONDS = 0.2
 # Rows dispatched per outbox_dispatch_due run: a backlog drains over several runs instead of
 # flooding the broker at once.
 DISPATCH_LIMIT = 5000
@@ -139,14 +149,59 @@ def _dispatch(ids: list[int]) -> None:
             return
 
 
-def _insert_one(row: OutgoingEmail) -> OutgoingEmail | None:
+class _DispatchBuffer:
+    """Ids committed by this process, handed to the broker together a moment later.
+
+    A busy signing page commits one receipt per request: one task each would cost every request
+    a broker round trip and the worker a task and an SMTP connection per email. Gathered for
+    DISPATCH_DELAY_SECONDS, they leave as one task per SEND_CHUNK ids. A process that dies with ids
+    still here loses only their dispatch: the rows are queued and dispatched (dispatched_at set),
+    and outbox_dispatch_due dispatches them again after DISPATCH_LEASE.
+    """
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._ids: list[int] = []
+        self._timer: threading.Timer | None = None
+        self._pid = os.getpid()
+
+    def add(self, ids: list[int]) -> None:
+        from deconv.celery import app
+
+        if app.conf.task_always_eager:
+            # Tasks run in the caller (tests, the embedded default): nothing to gather.
+            _dispatch(ids)
+            return
+        with self._lock:
+            if self._pid != os.getpid():
+                # A fork copied a parent's buffer, whose timer thread did not come along.
+                self._ids, self._timer, self._pid = [], None, os.getpid()
+            self._ids.extend(ids)
+            if self._timer is None:
+                delay = getattr(settings, "OUTBOX_DISPATCH_DELAY_SECONDS", DISPATCH_DELAY_SECONDS)
+                self._timer = threading.Timer(delay, self.flush)
+                self._timer.daemon = True
+                self._timer.start()
+
+    def flush(self) -> None:
+        with self._lock:
+            ids, self._ids, self._timer = self._ids, [], None
+        if ids:
+            _dispatch(ids)
+
+
+_dispatch_buffer = _DispatchBuffer()
+
+
+def _insert_one(row: OutgoingEmail, *, gather: bool = False) -> OutgoingEmail | None:
+    """Insert in a savepoint; after the commit, dispatch at once or (`gather`) with others."""
     try:
         with transaction.atomic():
             row.save(force_insert=True)
     except IntegrityError:
         # The same key was queued concurrently: that row is the one that gets sent.
         return None
-    transaction.on_commit(partial(_dispatch, [row.pk]))
+    transaction.on_commit(partial(_dispatch_buffer.add if gather else _dispatch, [row.pk]))
     return row
 
 
@@ -202,7 +257,151 @@ def email_queue_rendered(
     return _insert_one(_row(item=item, email=email, now=timezone.now()))
 
 
-def email_queue_many(items: Iterable[EmailItem]) -> int:
+# --- Rendered by the worker ---------------------------------------------------------------------
+
+# Kind -> builder: given unrendered rows of that kind, the template context of each (by row id),
+# None for a row whose subject no longer exists (its pledge deleted: the row fails).
+ContextBuilder = Callable[[list[OutgoingEmail]], dict[int, dict | None]]
+_context_builders: dict[str, ContextBuilder] = {}
+
+
+def email_context_builder_register(kind: str, builder: ContextBuilder) -> None:
+    """Let `kind` be queued unrendered; `builder` rebuilds its context when a worker claims it.
+
+    Apps register theirs in their `notifications` module, which the worker imports on first need.
+    A builder reads what the email is about from the row (its dedupe key names it) and the
+    database as it is then: a pledge corrected meanwhile is described as corrected.
+    """
+    _context_builders[kind] = builder
+
+
+def _context_builder(kind: str) -> ContextBuilder:
+    if kind not in _context_builders:
+        # As the admin finds `admin` modules: a worker has not necessarily imported them yet.
+        autodiscover_modules("notifications")
+    return _context_builders[kind]
+
+
+def _unrendered_row(
+    *, kind: str, recipient: str, dedupe_key: str, language: str, user: AbstractBaseUser | None, now
+) -> OutgoingEmail:
+    # An empty text part marks the row as not rendered yet: a rendered one always holds the footer.
+    return _row(
+        item=EmailItem(
+            kind=kind, recipient=recipient, context={}, dedupe_key=dedupe_key, language=language, user=user
+        ),
+        email=RenderedEmail(subject="", body_text="", body_html=""),
+        now=now,
+    )
+
+
+def email_queue_later(
+    *,
+    kind: str,
+    recipient: str,
+    dedupe_key: str,
+    language: str = "fr",
+    user: AbstractBaseUser | None = None,
+) -> OutgoingEmail | None:
+    """Queue `kind` for `recipient` now, rendered by the worker that sends it.
+
+    Same guarantees as email_queue: the row is written in the caller's transaction (it exists if
+    and only if the change it announces committed), once per dedupe_key, never for a recipient
+    who stopped emails (non-required kinds). Returns the new row, or None when nothing was queued.
+    Raises LookupError for a kind without a context builder, in the caller's transaction.
+    """
+    _context_builder(kind)
+    if not email_kind_is_required(kind) and stopped_addresses([recipient]):
+        return None
+    # No look-up of the key first: it only spared rendering a duplicate, and nothing is rendered
+    # here; a duplicate key is caught by the insert's savepoint.
+    return _insert_one(
+        _unrendered_row(
+            kind=kind,
+            recipient=recipient,
+            dedupe_key=dedupe_key,
+            language=language,
+            user=user,
+            now=timezone.now(),
+        ),
+        gather=True,
+    )
+
+
+def _render_claimed(
+    rows: list[OutgoingEmail], *, stopped: set[str], report: "SendReport"
+) -> list[OutgoingEmail]:
+    """Render the claimed rows queued unrendered and store their parts; returns the rows to send.
+
+    Rows to `stopped` recipients are left as they are: _send_rows fails them. A row whose context
+    cannot be built is retried with a backoff (a bug or an outage, fixed by a deploy), or failed
+    when its subject no longer exists; it is never sent without its text.
+    """
+    pending: dict[str, list[OutgoingEmail]] = {}
+    for row in rows:
+        if not row.body_text and not (row.recipient in stopped and not email_kind_is_required(row.kind)):
+            pending.setdefault(row.kind, []).append(row)
+    if not pending:
+        return rows
+    dropped: set[int] = set()
+    rendered: list[OutgoingEmail] = []
+    for kind, kind_rows in pending.items():
+        try:
+            contexts = _context_builder(kind)(kind_rows)
+        except Exception as error:
+            logger.exception("outbox: cannot build the context of %d %s emails", len(kind_rows), kind)
+            for row in kind_rows:
+                retried = _release(row, _error_text(error))
+                report.retried += retried
+                report.failed += not retried
+                dropped.add(row.pk)
+            continue
+        for row in kind_rows:
+            context = contexts.get(row.pk)
+            try:
+                email = None if context is None else _render(_claimed_item(row, context))
+            except Exception as error:
+                logger.exception("outbox: cannot render email %s (%s)", row.pk, kind)
+                retried = _release(row, _error_text(error))
+                report.retried += retried
+                report.failed += not retried
+                dropped.add(row.pk)
+                continue
+            if email is None:
+                _mark_failed(row, NOTHING_TO_RENDER_ERROR)
+                report.failed += 1
+                dropped.add(row.pk)
+                continue
+            row.subject, row.body_text, row.body_html = email.subject[:300], email.body_text, email.body_html
+            rendered.append(row)
+    _store_rendered(rendered)
+    return [row for row in rows if row.pk not in dropped]
+
+
+def _store_rendered(rows: list[OutgoingEmail]) -> None:
+    """Stored before the first message leaves: the row keeps what was sent. Fenced on the claim,
+    as every other write of the sending side."""
+    if len(rows) == 1:
+        # A plain UPDATE costs a third of bulk_update's CASE for one row.
+        row = rows[0]
+        _fenced(row).update(subject=row.subject, body_text=row.body_text, body_html=row.body_html)
+    elif rows:
+        OutgoingEmail.objects.filter(status=EmailStatus.SENDING, claimed_at=rows[0].claimed_at).bulk_update(
+            rows, ["subject", "body_text", "body_html"]
+        )
+
+
+def _claimed_item(row: OutgoingEmail, context: dict) -> EmailItem:
+    return EmailItem(
+        kind=row.kind,
+        recipient=row.recipient,
+        context=context,
+        dedupe_key=row.dedupe_key,
+        language=row.language,
+    )
+
+
+def email_queue_many(items: Iterable[EmailItem], *, render_later: bool = False) -> int:
     """Queue many emails (a fan-out); returns how many rows are new.
 
     Per batch of INSERT_BATCH: one query skips the keys already queued (without rendering them)
@@ -212,20 +411,23 @@ def email_queue_many(items: Iterable[EmailItem]) -> int:
 
     The count is exact unless two fan-outs with the same keys run at the same moment: each row
     is still created, and sent, once; only the returned count can then be too high.
+
+    `render_later`: the rows are stored unrendered (items' contexts are ignored) and rendered by
+    the worker that sends them, as email_queue_later; the kinds need a context builder.
     """
     created = 0
     batch: list[EmailItem] = []
     for item in items:
         batch.append(item)
         if len(batch) >= INSERT_BATCH:
-            created += _queue_batch(batch)
+            created += _queue_batch(batch, render_later=render_later)
             batch = []
     if batch:
-        created += _queue_batch(batch)
+        created += _queue_batch(batch, render_later=render_later)
     return created
 
 
-def _queue_batch(batch: list[EmailItem]) -> int:
+def _queue_batch(batch: list[EmailItem], *, render_later: bool) -> int:
     unique = {}
     for item in batch:
         unique.setdefault(item.dedupe_key, item)
@@ -238,9 +440,23 @@ def _queue_batch(batch: list[EmailItem]) -> int:
     if not todo:
         return 0
     now = timezone.now()
-    OutgoingEmail.objects.bulk_create(
-        [_row(item=item, email=_render(item), now=now) for item in todo], ignore_conflicts=True
-    )
+    if render_later:
+        for kind in {item.kind for item in todo}:
+            _context_builder(kind)
+        rows = [
+            _unrendered_row(
+                kind=item.kind,
+                recipient=item.recipient,
+                dedupe_key=item.dedupe_key,
+                language=item.language,
+                user=item.user,
+                now=now,
+            )
+            for item in todo
+        ]
+    else:
+        rows = [_row(item=item, email=_render(item), now=now) for item in todo]
+    OutgoingEmail.objects.bulk_create(rows, ignore_conflicts=True)
     # bulk_create does not return ids when ignoring conflicts: read back what is waiting.
     ids = list(
         OutgoingEmail.objects.filter(
@@ -433,7 +649,8 @@ def _headers(row: OutgoingEmail) -> dict[str, str]:
 def outbox_send(*, ids: list[int]) -> SendReport:
     """Send the rows among `ids` that are queued and due, over one mail connection.
 
-    1. Claim them (outbox_claim); rows claimed elsewhere or not due are skipped.
+    1. Claim them (outbox_claim); rows claimed elsewhere or not due are skipped. Render those
+       queued unrendered and store their parts (_render_claimed).
     2. Fail those whose recipient stopped emails (non-required kinds).
     3. Send each; mark it sent right after the server accepted it.
     4. On an error: a 5xx fails the row; anything else requeues it with a backoff. An error that
@@ -446,9 +663,12 @@ def outbox_send(*, ids: list[int]) -> SendReport:
     if not claimed:
         return report
     rows = list(OutgoingEmail.objects.filter(pk__in=claimed).order_by("pk"))
-    stopped = stopped_addresses(row.recipient for row in rows if not email_kind_is_required(row.kind))
     mail = get_connection(fail_silently=False)
     with _commits_without_flush():
+        stopped = stopped_addresses(row.recipient for row in rows if not email_kind_is_required(row.kind))
+        # Storing the rendered parts needs no flush either: lost in a database crash, they are
+        # rendered again at the next claim.
+        rows = _render_claimed(rows, stopped=stopped, report=report)
         try:
             _send_rows(rows=rows, mail=mail, stopped=stopped, report=report)
         finally:

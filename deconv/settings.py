@@ -151,6 +151,10 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# A hard limit on every task: the job recovery (pledges.jobs) tells a dead worker from a slow one
+# by its lock, but cannot see a worker that hangs while alive; killing it frees the lock. The
+# longest task measured, a national directory import, runs in minutes.
+CELERY_TASK_TIME_LIMIT = envint("CELERY_TASK_TIME_LIMIT_SECONDS", 3600, minimum=60)
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
@@ -307,6 +311,20 @@ STORAGES = {
 LETTERS_RENDER_TASKS = envint("LETTERS_RENDER_TASKS", 2, minimum=1)
 # Letters and uploads: private, never under STATIC_ROOT nor served by the web server.
 PRIVATE_MEDIA_ROOT = Path(envstr("PRIVATE_MEDIA_ROOT", str(VAR_DIR / "private")))
+# Organizer exports name signers: their files are deleted this long after they were built
+# (pledges.exports.exports_purge_expired); an organizer can build a fresh one at any time.
+EXPORT_RETENTION_HOURS = envint("EXPORT_RETENTION_HOURS", 72, minimum=1)
+
+# --- Caching of what a surge reads -------------------------------------------------------------
+# Anonymous public pages are served whole from the cache this long (pledges.views.public);
+# whole seconds, as Django's Redis backend truncates fractions. Counts move once per interval.
+PUBLIC_PAGE_CACHE_SECONDS = envint("PUBLIC_PAGE_CACHE_SECONDS", 1, minimum=1)
+# The organizers' dashboard reads a per-campaign snapshot (pledges.dashboard_snapshot): computed
+# again at most this often after a change, at least this often anyway, and kept fresh by beat
+# for campaigns an organizer looked at within the watch period.
+DASHBOARD_REFRESH_SECONDS = envint("DASHBOARD_REFRESH_SECONDS", 15, minimum=1)
+DASHBOARD_MAX_AGE_SECONDS = envint("DASHBOARD_MAX_AGE_SECONDS", 300, minimum=1)
+DASHBOARD_WATCH_SECONDS = envint("DASHBOARD_WATCH_SECONDS", 3600, minimum=60)
 
 # --- Security -----------------------------------------------------------------------------
 _https = SITE_URL.startswith("https://")

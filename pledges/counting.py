@@ -20,7 +20,6 @@ from datetime import datetime, timedelta
 
 from django.core.cache import cache
 from django.db import connection, transaction
-from django.db.models import Count, Sum
 from django.db.models.functions import Now
 
 from pledges.enums import COUNTED_STATUSES, TerritoryLevel
@@ -73,9 +72,10 @@ def counts_update(
     2. Lock (or create) the CounterState row and read the database's clock with it.
     3. window_end = DB now - lag_seconds; window_start = counted_until (None: from the first
        event). If window_end <= window_start (the lag was raised), count nothing this time.
-    4. ONE aggregate query: SUM(delta) of the events with occurred_at in (start, end], grouped by
-       campaign and department. It reads the occurred_at index range only, so a run costs what
-       its window holds, however many pledges exist.
+    4. ONE query: SUM(delta) of the events with occurred_at in (start, end], grouped by campaign
+       and department, then joined to the department and region codes (_window_deltas). It
+       reads the occurred_at index range only, so a run costs what its window holds, however
+       many pledges exist.
     5. Add the deltas to the department rows and roll them up to region and nation rows, creating
        missing rows: one INSERT ... ON CONFLICT DO UPDATE per 500 territories, whatever the
        number of events.
@@ -98,23 +98,15 @@ def counts_update(
 
         events = 0
         if window_start is None or window_end > window_start:
-            events_in_window = PledgeEvent.objects.filter(occurred_at__lte=window_end)
-            if window_start is not None:
-                events_in_window = events_in_window.filter(occurred_at__gt=window_start)
-            rows = (
-                events_in_window.values("campaign_id", "department__code", "department__region__code")
-                .annotate(delta=Sum("delta"), events=Count("pk"))
-                .order_by()
-            )
             deltas: dict[CountKey, int] = defaultdict(int)
-            for row in rows:
-                events += row["events"]
+            for campaign_id, department_code, region_code, delta, count in _window_deltas(
+                start=window_start, end=window_end
+            ):
+                events += count
                 for key in _territory_keys(
-                    campaign_id=row["campaign_id"],
-                    department_code=row["department__code"],
-                    region_code=row["department__region__code"],
+                    campaign_id=campaign_id, department_code=department_code, region_code=region_code
                 ):
-                    deltas[key] += row["delta"]
+                    deltas[key] += delta
             _territory_counts_write(
                 values={key: delta for key, delta in deltas.items() if delta}, now=db_now, add=True
             )
@@ -273,6 +265,40 @@ def _territory_counts_write(*, values: dict[CountKey, int], now: datetime, add: 
                 f"DO UPDATE SET pledges = {new_value}, updated_at = excluded.updated_at",
                 params,
             )
+
+
+def _window_deltas(*, start: datetime | None, end: datetime) -> list[tuple[int, str, str, int, int]]:
+    """(campaign_id, department code, region code, SUM(delta), events) of the events in (start, end].
+
+    The events are grouped before the join, so the join touches one row per department of the
+    window whatever the number of events. Joined first (the ORM's way), the plan depended on
+    the planner's estimate of the window: beyond the analysed histogram it estimates one row
+    and looks both codes up per event: 20,000 buffer hits for 5,000 events instead of ~440.
+    """
+    quote = connection.ops.quote_name
+    event = quote(PledgeEvent._meta.db_table)
+    department = quote(Department._meta.db_table)
+    region = quote(Region._meta.db_table)
+    where = "e.occurred_at <= %s"
+    params = [connection.ops.adapt_datetimefield_value(end)]
+    if start is not None:
+        where += " AND e.occurred_at > %s"
+        params.append(connection.ops.adapt_datetimefield_value(start))
+    sql = f"""
+        SELECT x.campaign_id, d.code, r.code, x.delta, x.events
+        FROM (
+            SELECT e.campaign_id AS campaign_id, e.department_id AS department_id,
+                   SUM(e.delta) AS delta, COUNT(*) AS events
+            FROM {event} e
+            WHERE {where}
+            GROUP BY e.campaign_id, e.department_id
+        ) x
+        JOIN {department} d ON d.id = x.department_id
+        JOIN {region} r ON r.id = d.region_id
+    """  # noqa: S608 (table names come from our models, values are parameters)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return [(row[0], row[1], row[2], int(row[3]), int(row[4])) for row in cursor.fetchall()]
 
 
 def _live_and_pending(*, counted_until: datetime | None) -> list[tuple[int, str, str, int, int]]:

@@ -42,6 +42,7 @@ from django.utils.translation import gettext_lazy as _
 
 from deconv.models import AuditEntry
 from pledges.enums import BundleStatus, Specialty, VerificationStatus
+from pledges.jobs import DIRECTORY, job_claim
 from pledges.models import Campaign, DirectoryEntry, DirectoryImport, Pledge
 from pledges.moderation import text_fold
 from territories.postal import departments_for_postal_code
@@ -412,20 +413,32 @@ def _import_task_send(import_id: int) -> None:
     dispatch_safely(directory_import, import_id)
 
 
+def directory_import_leftovers_remove(import_id: int) -> None:
+    """Delete the stored file of an import given up (pledges.jobs): nobody will read it again."""
+    stored = DirectoryImport.objects.filter(pk=import_id).values_list("stored_path", flat=True).first()
+    if stored:
+        DirectoryImport.objects.filter(pk=import_id).update(stored_path="")
+        Path(stored).unlink(missing_ok=True)
+
+
 def directory_import_run(*, import_id: int, batch_lines: int = IMPORT_BATCH_LINES) -> DirectoryImport:
     """Import a stored directory file (module docstring: steps 1 and 2); safe to run twice.
 
-    A queued or running import is (re)started from the top: staging is private to this session
-    and step 2 replaces entries whole, so a redelivered task does the same work again. A done or
-    failed import is left alone. The stored file is deleted once the import ends (the entries
-    hold what we need; the ANS republishes the file anyway).
+    The claim goes through pledges.jobs: while one worker imports, a second delivery of the task
+    does nothing (two imports of one file would race on its progress and on deleting it). An
+    import whose worker died is started again from the top: staging was private to the dead
+    session and step 2 replaces entries whole, in one transaction. A done or failed import is
+    left alone. The stored file is deleted once the import ends (the entries hold what we need;
+    the ANS republishes the file anyway).
     """
-    claimed = DirectoryImport.objects.filter(
-        pk=import_id, status__in=[BundleStatus.QUEUED, BundleStatus.RUNNING]
-    ).update(status=BundleStatus.RUNNING, bytes_done=0, rows_read=0, error="")
+    with job_claim(DIRECTORY, import_id, bytes_done=0, rows_read=0, error="") as claimed:
+        if not claimed:
+            return DirectoryImport.objects.get(pk=import_id)
+        return _import(import_id=import_id, batch_lines=batch_lines)
+
+
+def _import(*, import_id: int, batch_lines: int) -> DirectoryImport:
     directory_import = DirectoryImport.objects.get(pk=import_id)
-    if not claimed:
-        return directory_import
     path = Path(directory_import.stored_path)
     outcome = {"status": BundleStatus.DONE, "error": ""}
     try:

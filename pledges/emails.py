@@ -2,7 +2,9 @@
 
 They run in the request, inside the service's transaction: the email is rendered now (the
 signer's language, the pledge as it is), stored with its dedupe key, and sent by a worker once
-the transaction commits; nothing is stored or sent for a rolled-back change.
+the transaction commits; nothing is stored or sent for a rolled-back change. The receipt of a
+new pledge is the exception: signing is the hot path, so pledges.notifications queues it
+unrendered and the worker renders it when it claims it (deconv.outbox).
 """
 
 from django.conf import settings
@@ -13,6 +15,7 @@ from django.utils import timezone, translation
 from deconv.outbox import email_cancel, email_forget, email_queue
 from pledges.enums import LIVE_STATUSES
 from pledges.models import Campaign, Pledge
+from pledges.notifications import pledge_received_key
 
 
 def _language() -> str:
@@ -30,33 +33,6 @@ def _campaign_links(campaign: Campaign) -> dict[str, str]:
         "pledge_mine_url": _absolute(reverse("pledges:pledge_mine", kwargs={"slug": campaign.slug})),
         "pledge_withdraw_url": _absolute(reverse("pledges:pledge_withdraw", kwargs={"slug": campaign.slug})),
     }
-
-
-def _pledge_received_key(pledge_id: int) -> str:
-    return f"pledge-received:{pledge_id}"
-
-
-# --- "We have received your pledge" -------------------------------------------------------
-
-
-def pledge_received_queue(*, pledge: Pledge) -> None:
-    """Once per pledge; not when its account has no address (a paper pledge entered by an organizer)."""
-    if pledge.user is None or not pledge.user.email:
-        return
-    email_queue(
-        kind="pledge_received",
-        recipient=pledge.user.email,
-        language=_language(),
-        user=pledge.user,
-        dedupe_key=_pledge_received_key(pledge.pk),
-        context={
-            "campaign": pledge.campaign,
-            "letter_version_number": pledge.letter_version.number,
-            "department": pledge.department,
-            **_campaign_links(pledge.campaign),
-            "account_url": _absolute(reverse("pledges:account_overview")),
-        },
-    )
 
 
 # --- "You have already signed" (sent to the existing owner, never to the submitter) ----------
@@ -88,7 +64,7 @@ def pledge_already_signed_queue(*, owner_id: int, campaign: Campaign) -> None:
 def pledge_withdrawn_queue(*, pledge: Pledge) -> None:
     """The last email about a pledge. A receipt for it still waiting in the outbox is cancelled:
     it would tell the signer that a pledge they just withdrew is recorded."""
-    email_cancel(dedupe_keys=[_pledge_received_key(pledge.pk)], reason="pledge withdrawn before sending")
+    email_cancel(dedupe_keys=[pledge_received_key(pledge.pk)], reason="pledge withdrawn before sending")
     if pledge.user is None or not pledge.user.email:
         return
     email_queue(

@@ -13,6 +13,19 @@ builds it (escrow_bundle_build):
    CSV cells made safe for spreadsheets (deconv.csvsafe).
 4. Rename the ZIP into place, store its SHA-256, mark the bundle done. progress_done and
    progress_total move as letters are added, for the organizer's progress bar.
+The claim goes through pledges.jobs: one runner at a time; a bundle whose worker died is built
+again from the start by the next delivery of its task (the recovery beat job sends one).
+
+Erasure. A withdrawal or an account erasure deletes the signer's letter (letters_pipeline.
+letter_erase); escrow_bundles_forget_signer then deletes the files of the bundles that may hold
+it, those of the signer's releases, and stops one being built. Why not keep them as evidence of
+a sent act: what proves the act is the registered letter the physician sent and its
+acknowledgement, which the platform never held, and the ledger, which keeps each letter's hash
+and identifies no one. A bundle on our disk is a convenience copy for the bailiff; keeping the
+signer's letter and name in it would undo the deletion the signer asked for. A bundle already
+handed to the bailiff is theirs and beyond our reach. The bundle row stays (date, SHA-256,
+count) and its page says why the file went; a new bundle, one click, holds the letters still
+released.
 """
 
 import csv
@@ -21,8 +34,8 @@ import io
 import json
 import logging
 import os
-import tempfile
 import zipfile
+from collections.abc import Iterable
 from pathlib import Path
 
 from django.conf import settings
@@ -31,6 +44,7 @@ from django.utils import timezone
 
 from deconv.csvsafe import csv_safe
 from pledges.enums import BundleStatus, PledgeStatus
+from pledges.jobs import ESCROW, job_claim
 from pledges.letters_pipeline import letter_path
 from pledges.models import EscrowBundle, Letter, Release
 
@@ -39,6 +53,8 @@ logger = logging.getLogger(__name__)
 MANIFEST_FIELDS = ("rpps", "last_name", "first_name", "caisse", "file_name", "sha256")
 # Progress is written every this many letters: the bar moves, the database is not hammered.
 PROGRESS_EVERY = 25
+# EscrowBundle.error of a bundle stopped by an erasure; the page explains it.
+SIGNER_ERASED = "signer_erased"
 _READ_CHUNK = 1024 * 1024
 
 
@@ -127,12 +143,26 @@ def _progress(bundle_id: int, **fields) -> None:
     EscrowBundle.objects.filter(pk=bundle_id).update(**fields)
 
 
+def _temp_path(*, release_id: int, bundle_id: int) -> Path:
+    # One name per bundle, not per run: a resumed run overwrites what a dead one left.
+    return escrow_root() / str(release_id) / f".bundle-{bundle_id}.tmp"
+
+
+def escrow_bundle_leftovers_remove(bundle_id: int) -> None:
+    """Remove the ZIP a dead run left half written (pledges.jobs calls it when it gives up)."""
+    release_id = EscrowBundle.objects.filter(pk=bundle_id).values_list("release_id", flat=True).first()
+    if release_id is not None:
+        _temp_path(release_id=release_id, bundle_id=bundle_id).unlink(missing_ok=True)
+
+
 def escrow_bundle_build(*, bundle_id: int) -> bool:
-    """Build a queued bundle (module docstring); False when it was not queued (taken, done or gone)."""
-    if not EscrowBundle.objects.filter(pk=bundle_id, status=BundleStatus.QUEUED).update(
-        status=BundleStatus.RUNNING
-    ):
-        return False
+    """Build a queued bundle (module docstring); False when this run did not build it (taken
+    by another worker, done, failed, gone, or stopped by an erasure)."""
+    with job_claim(ESCROW, bundle_id) as claimed:
+        return claimed and _build(bundle_id)
+
+
+def _build(bundle_id: int) -> bool:
     bundle = EscrowBundle.objects.select_related("release").get(pk=bundle_id)
     release = bundle.release
     letters = escrow_letters(release=release)
@@ -141,9 +171,8 @@ def escrow_bundle_build(*, bundle_id: int) -> bool:
     file_name = f"{release.pk}/escrow-release-{release.pk}-bundle-{bundle.pk}.zip"
     final = escrow_root() / file_name
     final.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp_name = tempfile.mkstemp(dir=final.parent, prefix=".bundle-", suffix=".tmp")
-    os.close(fd)
-    temp = Path(temp_name)
+    temp = _temp_path(release_id=release.pk, bundle_id=bundle.pk)
+    running = EscrowBundle.objects.filter(pk=bundle_id, status=BundleStatus.RUNNING)
     try:
         rows = []
         with zipfile.ZipFile(temp, "w", compression=zipfile.ZIP_STORED) as archive:
@@ -178,11 +207,10 @@ def escrow_bundle_build(*, bundle_id: int) -> bool:
     except Exception as error:
         temp.unlink(missing_ok=True)
         # The message names letter ids at most, never a person.
-        _progress(bundle_id, status=BundleStatus.FAILED, error=str(error)[:1000], finished_at=timezone.now())
+        running.update(status=BundleStatus.FAILED, error=str(error)[:1000], finished_at=timezone.now())
         logger.exception("escrow bundle %s failed", bundle_id)
         return False
-    _progress(
-        bundle_id,
+    built = running.update(
         status=BundleStatus.DONE,
         progress_done=len(rows),
         progress_total=len(rows),
@@ -191,4 +219,58 @@ def escrow_bundle_build(*, bundle_id: int) -> bool:
         finished_at=timezone.now(),
         error="",
     )
+    if not built:
+        # Stopped meanwhile by an erasure: the ZIP may hold the erased signer's letter.
+        final.unlink(missing_ok=True)
+        return False
     return True
+
+
+# --- Erasure -------------------------------------------------------------------------------------
+
+
+def escrow_bundles_forget_signer(*, release_ids: Iterable[int]) -> int:
+    """A signer of these releases was erased (or withdrew): no bundle may keep their letter.
+
+    Returns how many files are deleted. Call it in the erasure's transaction, with the releases
+    of the signer's pledges (Pledge.release_id). In that transaction:
+    1. Lock the releases' unfinished bundles (FOR UPDATE): a worker claiming a queued one waits
+       for the erasure to commit, then reads the letters without the signer's.
+    2. Fail the running ones: they may have copied the letter already. Their worker's final
+       UPDATE (fenced on running) then finds nothing and deletes the ZIP it wrote.
+    3. Clear the file_name of the finished ones; their files are deleted once the erasure commits.
+    """
+    release_ids = [release_id for release_id in release_ids if release_id is not None]
+    if not release_ids:
+        return 0
+    bundles = EscrowBundle.objects.filter(release_id__in=release_ids)
+    with transaction.atomic():
+        unfinished = list(
+            bundles.select_for_update()
+            .filter(status__in=[BundleStatus.QUEUED, BundleStatus.RUNNING])
+            .values_list("pk", "status")
+        )
+        running = [pk for pk, status in unfinished if status == BundleStatus.RUNNING]
+        if running:
+            EscrowBundle.objects.filter(pk__in=running, status=BundleStatus.RUNNING).update(
+                status=BundleStatus.FAILED, error=SIGNER_ERASED, finished_at=timezone.now()
+            )
+        finished = list(
+            bundles.select_for_update()
+            .filter(status=BundleStatus.DONE)
+            .exclude(file_name="")
+            .values_list("pk", "file_name")
+        )
+        EscrowBundle.objects.filter(pk__in=[pk for pk, _name in finished]).update(file_name="")
+        paths = [escrow_root() / file_name for _pk, file_name in finished]
+
+        def unlink() -> None:
+            for path in paths:
+                path.unlink(missing_ok=True)
+
+        transaction.on_commit(unlink)
+    if paths or running:
+        logger.info(
+            "escrow: %d bundles deleted and %d builds stopped after an erasure", len(paths), len(running)
+        )
+    return len(paths)

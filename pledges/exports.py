@@ -4,6 +4,19 @@ Files go to PRIVATE_MEDIA_ROOT/exports/ (never served by the web server): the do
 that the account asking is the one who requested the export and that its scope still covers it.
 Every cell goes through deconv.csvsafe.csv_safe, in XLSX too: a signer named "=HYPERLINK(...)"
 must not run in an organizer's spreadsheet.
+
+A file names signers, so it does not outlive its use:
+- exports_purge_expired (a beat job, hourly) deletes each file EXPORT_RETENTION_HOURS after it
+  was finished (72 h unless configured), and whatever a dead run left in the folder. The job row
+  stays, its file_name cleared: the page says the file was deleted, and the audit log keeps
+  who exported what and when.
+- exports_forget_signer, called when an account is erased, deletes at once every file of the
+  campaigns the signer pledged on, and fails an export being written at that moment (it may have
+  read the signer's row already). Exports of the whole campaign, not only of the signer's
+  department: an export holds the departments of its scope *when it was built*, and a pledge's
+  department may have been corrected since. The cost is a new export, one click.
+Building claims the job through pledges.jobs (one runner; a dead one's job is resumed, from the
+start, by the recovery beat job).
 """
 
 import contextlib
@@ -11,7 +24,8 @@ import csv
 import logging
 import os
 import secrets
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from datetime import timedelta
 from pathlib import Path
 
 from django.conf import settings
@@ -31,6 +45,7 @@ from pledges.enums import (
     Specialty,
     VerificationStatus,
 )
+from pledges.jobs import EXPORT, job_claim
 from pledges.models import Campaign, ExportJob, Pledge
 
 logger = logging.getLogger(__name__)
@@ -40,6 +55,12 @@ XLSX = "xlsx"
 FORMATS = (CSV, XLSX)
 # Progress is written every this many rows: a few dozen UPDATEs for a national export.
 PROGRESS_EVERY = 2000
+# Files are deleted this long after they are finished (settings.EXPORT_RETENTION_HOURS): long
+# enough to download a file requested on a Friday evening on Monday morning.
+DEFAULT_RETENTION_HOURS = 72
+# ExportJob.error of an export stopped by an erasure; the page explains it (the other values are
+# exception names, for the technical team).
+SIGNER_ERASED = "signer_erased"
 _CONTENT_TYPES = {
     CSV: "text/csv; charset=utf-8",
     XLSX: "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
@@ -204,31 +225,49 @@ def export_rows(*, campaign: Campaign, scope: OrganizerScope) -> tuple[list[str]
     return header, total, rows()
 
 
-def _claim(export_id: int) -> bool:
-    """QUEUED -> RUNNING, once: a task delivered twice builds the file once."""
-    return bool(
-        ExportJob.objects.filter(pk=export_id, status=BundleStatus.QUEUED).update(status=BundleStatus.RUNNING)
-    )
+def export_retention() -> timedelta:
+    return timedelta(hours=getattr(settings, "EXPORT_RETENTION_HOURS", DEFAULT_RETENTION_HOURS))
+
+
+def _partial_path(export_id: int) -> Path:
+    # One name per job, not per run: a resumed run overwrites what the dead one left.
+    return exports_dir() / f".export-{export_id}.part"
+
+
+def export_leftovers_remove(export_id: int) -> None:
+    """Remove the partial file a dead run left (pledges.jobs calls it when it gives the job up)."""
+    _partial_path(export_id).unlink(missing_ok=True)
 
 
 def export_build(*, export_id: int) -> str:
     """Write the export's file, moving `progress_done` along; returns the final status.
 
-    1. Claim the job (queued -> running); a job already claimed is left alone.
+    1. Claim the job (pledges.jobs.job_claim): a job another worker runs, or already finished,
+       is left alone; one whose worker died is built again from the start.
     2. Count the rows (progress_total), write them to a temporary file, updating progress_done
        every PROGRESS_EVERY rows so the page's progress bar advances.
-    3. Rename the file into place, mark the job done. Any error marks it failed (the message is
-       kept for organizers; it holds no personal data) and removes the partial file.
+    3. Rename the file into place, mark the job done, unless it stopped running meanwhile (an
+       account erased while the rows were read fails the job, exports_forget_signer): the file
+       is deleted then. Any error marks it failed (the message is kept for organizers; it holds
+       no personal data) and removes the partial file.
     """
-    if not _claim(export_id):
-        return ExportJob.objects.filter(pk=export_id).values_list("status", flat=True).first() or "missing"
+    with job_claim(EXPORT, export_id, progress_done=0, progress_total=0, error="") as claimed:
+        if not claimed:
+            return (
+                ExportJob.objects.filter(pk=export_id).values_list("status", flat=True).first() or "missing"
+            )
+        return _build(export_id)
+
+
+def _build(export_id: int) -> str:
     job = ExportJob.objects.select_related("campaign").get(pk=export_id)
     scope = export_scope(job)
     file_name = f"{job.campaign.slug}-{job.pk}-{secrets.token_hex(8)}.{job.file_format}"
     directory = exports_dir()
     directory.mkdir(parents=True, exist_ok=True)
     final = directory / file_name
-    partial = directory / f".{file_name}.part"
+    partial = _partial_path(job.pk)
+    running = ExportJob.objects.filter(pk=job.pk, status=BundleStatus.RUNNING)
     try:
         with translation.override(job.scope.get("language") or settings.LANGUAGE_CODE):
             header, total, rows = export_rows(campaign=job.campaign, scope=scope)
@@ -239,17 +278,19 @@ def export_build(*, export_id: int) -> str:
     except Exception as error:
         partial.unlink(missing_ok=True)
         logger.exception("export %s failed", job.pk)
-        ExportJob.objects.filter(pk=job.pk).update(
-            status=BundleStatus.FAILED, error=type(error).__name__, finished_at=timezone.now()
-        )
+        running.update(status=BundleStatus.FAILED, error=type(error).__name__, finished_at=timezone.now())
         return BundleStatus.FAILED
-    ExportJob.objects.filter(pk=job.pk).update(
+    done = running.update(
         status=BundleStatus.DONE,
         file_name=file_name,
         progress_done=written,
         progress_total=written,
         finished_at=timezone.now(),
     )
+    if not done:
+        # Failed meanwhile by an erasure: the file may name the erased signer.
+        final.unlink(missing_ok=True)
+        return ExportJob.objects.filter(pk=job.pk).values_list("status", flat=True).first() or "missing"
     return BundleStatus.DONE
 
 
@@ -296,3 +337,82 @@ def _write_xlsx(*, path: Path, header: list[str], rows: Iterator[list[str]], job
             _progress(job_id, written)
     workbook.save(path)
     return written
+
+
+# --- Retention and erasure -----------------------------------------------------------------------
+
+
+def exports_purge_expired(*, now=None) -> int:
+    """Delete the files past their retention (module docstring); returns how many files went.
+
+    1. Finished jobs older than the retention lose their file_name (one UPDATE each, fenced on the
+       name read), then their file.
+    2. Any other file in the folder older than the retention and named by no job is deleted: the
+       partial file of a run that died, a file whose UPDATE committed but unlink did not happen.
+    """
+    cutoff = (now or timezone.now()) - export_retention()
+    removed = 0
+    expired = ExportJob.objects.filter(status=BundleStatus.DONE, finished_at__lt=cutoff).exclude(file_name="")
+    for job_id, file_name in expired.values_list("pk", "file_name"):
+        if ExportJob.objects.filter(pk=job_id, file_name=file_name).update(file_name=""):
+            (exports_dir() / file_name).unlink(missing_ok=True)
+            removed += 1
+    directory = exports_dir()
+    if directory.is_dir():
+        named = set(ExportJob.objects.exclude(file_name="").values_list("file_name", flat=True))
+        for path in directory.iterdir():
+            if path.is_file() and path.name not in named and path.stat().st_mtime < cutoff.timestamp():
+                path.unlink(missing_ok=True)
+                removed += 1
+    if removed:
+        logger.info("exports: %d files past their retention deleted", removed)
+    return removed
+
+
+def exports_forget_signer(*, campaign_ids: Iterable[int]) -> int:
+    """An account is erased: no export of its campaigns may keep naming it; returns files deleted.
+
+    Call it in the erasure's transaction. In that transaction:
+    1. Lock the campaigns' unfinished exports (FOR UPDATE): a worker claiming a queued one waits
+       for the erasure to commit, then reads the pledges without the signer.
+    2. Fail the running ones: they may have read the signer's row already. Their worker's final
+       UPDATE (fenced on running) then finds nothing and deletes the file it wrote.
+    3. Clear the file_name of the finished ones; their files are deleted once the erasure commits
+       (a rollback keeps them, as it keeps the account).
+    """
+    campaign_ids = list(campaign_ids)
+    if not campaign_ids:
+        return 0
+    exports = ExportJob.objects.filter(campaign_id__in=campaign_ids)
+    with transaction.atomic():
+        unfinished = list(
+            exports.select_for_update()
+            .filter(status__in=[BundleStatus.QUEUED, BundleStatus.RUNNING])
+            .values_list("pk", "status")
+        )
+        running = [pk for pk, status in unfinished if status == BundleStatus.RUNNING]
+        if running:
+            ExportJob.objects.filter(pk__in=running, status=BundleStatus.RUNNING).update(
+                status=BundleStatus.FAILED,
+                error=SIGNER_ERASED,
+                finished_at=timezone.now(),
+            )
+        finished = list(
+            exports.select_for_update()
+            .filter(status=BundleStatus.DONE)
+            .exclude(file_name="")
+            .values_list("pk", "file_name")
+        )
+        ExportJob.objects.filter(pk__in=[pk for pk, _name in finished]).update(file_name="")
+        paths = [exports_dir() / file_name for _pk, file_name in finished]
+
+        def unlink() -> None:
+            for path in paths:
+                path.unlink(missing_ok=True)
+
+        transaction.on_commit(unlink)
+    if paths or running:
+        logger.info(
+            "exports: %d files deleted and %d runs stopped after an erasure", len(paths), len(running)
+        )
+    return len(paths)

@@ -15,6 +15,7 @@ from deconv.forms import HoneypotMixin
 from pledges.enums import ConventionSector, PracticeMode, Specialty
 from pledges.models import Campaign, LetterVersion, Pledge
 from pledges.rpps import RPPS_LENGTH, rpps_is_valid, rpps_normalize
+from territories.cache import ReferenceData, reference_data
 from territories.models import Caisse, Department
 from territories.postal import departments_for_postal_code, postal_code_matches_department
 
@@ -54,12 +55,60 @@ def _clean_text(value: str, *, field_label, require_letter: bool) -> str:
     return value
 
 
-def caisses_by_department() -> dict[int, list[Caisse]]:
-    """Department id -> its caisses, in one query."""
-    grouped: dict[int, list[Caisse]] = {}
-    for caisse in Caisse.objects.select_related("department").order_by("department__position", "name"):
-        grouped.setdefault(caisse.department_id, []).append(caisse)
-    return grouped
+class _DepartmentChoiceIterator(forms.models.ModelChoiceIterator):
+    def __iter__(self):
+        reference = self.field.reference_in_use()
+        if reference is None:
+            yield from super().__iter__()
+            return
+        if self.field.empty_label is not None:
+            yield ("", self.field.empty_label)
+        for department in reference.departments:
+            yield self.choice(department)
+
+    def __len__(self):
+        reference = self.field.reference_in_use()
+        if reference is None:
+            return super().__len__()
+        return len(reference.departments) + (1 if self.field.empty_label is not None else 0)
+
+
+class DepartmentField(forms.ModelChoiceField):
+    """A department by its code, answered from the process's copy (territories.cache) once the form
+    gave it one, without a query; from the database again once its queryset is narrowed (an
+    organizer's scope: moderation.PaperPledgeForm)."""
+
+    iterator = _DepartmentChoiceIterator
+
+    def __init__(self, **kwargs):
+        super().__init__(queryset=Department.objects.order_by("position"), to_field_name="code", **kwargs)
+        self.reference: ReferenceData | None = None
+        self._reference_queryset = None
+
+    def use_reference(self, reference: ReferenceData) -> None:
+        self.reference = reference
+        self._reference_queryset = self.queryset
+
+    def reference_in_use(self) -> ReferenceData | None:
+        # `queryset` is replaced, not changed, when a form narrows it.
+        if self.reference is not None and self.queryset is self._reference_queryset:
+            return self.reference
+        return None
+
+    def to_python(self, value):
+        reference = self.reference_in_use()
+        if reference is None:
+            return super().to_python(value)
+        if value in self.empty_values:
+            return None
+        if isinstance(value, Department):
+            value = value.code
+        department = reference.department_by_code.get(str(value))
+        if department is None:
+            raise forms.ValidationError(
+                self.error_messages["invalid_choice"], code="invalid_choice", params={"value": value}
+            )
+        return department
 
 
 class PledgeForm(HoneypotMixin, forms.Form):
@@ -86,10 +135,8 @@ class PledgeForm(HoneypotMixin, forms.Form):
     specialty = forms.ChoiceField(label=_("Specialty"))
     practice_mode = forms.ChoiceField(label=_("Mode of practice"), widget=forms.RadioSelect)
     sector = forms.ChoiceField(label=_("Convention sector"), choices=ConventionSector.choices)
-    department = forms.ModelChoiceField(
+    department = DepartmentField(
         label=_("Department of practice"),
-        queryset=Department.objects.order_by("position"),
-        to_field_name="code",
         empty_label=_("Choose your department"),
         error_messages={"invalid_choice": _("Choose your department from the list.")},
     )
@@ -155,7 +202,9 @@ class PledgeForm(HoneypotMixin, forms.Form):
         super().__init__(*args, **kwargs)
         self.campaign = campaign
         self.pledge = pledge
-        self._caisses = caisses_by_department()
+        # Departments and caisses from the process's copy: one light query instead of loading them.
+        self._reference = reference_data()
+        self.fields["department"].use_reference(self._reference)
         if pledge is not None:
             # Correcting a pledge: the RPPS is the physician's identity (withdraw and sign again to
             # change it), and consent was given at signing.
@@ -197,9 +246,9 @@ class PledgeForm(HoneypotMixin, forms.Form):
     def _caisse_choices(self) -> list:
         """Only departments with several caisses offer a choice, grouped by department."""
         choices: list = [("", _("Only if your department has several caisses"))]
-        for caisses in self._caisses.values():
+        for department in self._reference.departments:
+            caisses = self._reference.caisses_of(department)
             if len(caisses) > 1:
-                department = caisses[0].department
                 choices.append((str(department), [(caisse.code, caisse.name) for caisse in caisses]))
         return choices
 
@@ -285,10 +334,10 @@ class PledgeForm(HoneypotMixin, forms.Form):
         return cleaned
 
     def _clean_caisse_for(self, department: Department, code: str) -> Caisse | None:
-        caisses = self._caisses.get(department.pk, [])
+        caisses = self._reference.caisses_of(department)
         chosen = next((caisse for caisse in caisses if caisse.code == code), None)
         if code and chosen is None:
-            other = Caisse.objects.filter(code=code).first()
+            other = self._reference.caisse_by_code.get(code)
             if other is None:
                 self.add_error(
                     "caisse",

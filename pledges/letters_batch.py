@@ -1,8 +1,10 @@
 """Render many released letters with one WeasyPrint layout, then split it into one PDF per letter.
 
-WeasyPrint spends most of a single-letter document on work that does not depend on the letter
-(parsing the stylesheet, loading the embedded fonts, setting up the layout). Laying out 100
-letters as one document pays that once; bench/letters.py measures the difference.
+A WeasyPrint document has a fixed cost whatever its length (a new Fontconfig configuration with
+the embedded fonts, the stylesheet parsed, the HTML parsed and styled): laying out 100 letters as
+one document pays it once. It is not most of a letter's cost: laying out, painting and writing
+each letter's page remain, so batching saves well under half of a letter's cost (bench/letters.py
+measures both ways in the same run).
 
 How the pages are split back, robustly:
 1. Each letter is an <article> (templates/letters/_letter.html) that starts on a new page and

@@ -25,8 +25,18 @@ from pledges.enums import (
     RoundOutcome,
     TerritoryStatus,
 )
+from pledges.escrow import escrow_bundles_forget_signer
+from pledges.exports import exports_forget_signer
 from pledges.letters_pipeline import letter_erase
-from pledges.models import Campaign, ConfirmationRound, MilestoneNotice, Pledge, RppsClaim, TerritoryState
+from pledges.models import (
+    Campaign,
+    ConfirmationRound,
+    MilestoneNotice,
+    Pledge,
+    Release,
+    RppsClaim,
+    TerritoryState,
+)
 from pledges.rounds import pledge_events_record_many, territory_pledges
 from pledges.selectors import SMALL_COUNT_THRESHOLD
 from pledges.services import PLEDGE_PERSONAL_BLANKS
@@ -139,7 +149,8 @@ def campaign_purge(*, campaign: Campaign) -> bool:
     2. Delete the RppsClaim of each signer who has no live pledge in another campaign.
     3. Blank every pledge's personal fields as a withdrawal does (PLEDGE_PERSONAL_BLANKS) and
        unlink its account; status, department and dates stay for the counts and the ledger.
-       Delete the released letters (rows and files).
+       Delete the released letters (rows and files), the organizers' export files and the
+       escrow bundles (rows kept with their hashes, files deleted on commit).
     4. Set purged_at.
     Released pledges keep their status; the "one live pledge per RPPS" constraint ignores blank
     numbers, so blanking them all is allowed.
@@ -165,6 +176,11 @@ def campaign_purge(*, campaign: Campaign) -> bool:
         # ledger keeps the hashes, which identify no one.
         for pledge in pledges.filter(letter__isnull=False).only("pk"):
             letter_erase(pledge=pledge)
+        # Organizer exports and escrow bundles copy names and letters: they go with them.
+        exports_forget_signer(campaign_ids=[locked.pk])
+        escrow_bundles_forget_signer(
+            release_ids=Release.objects.filter(campaign=locked).values_list("pk", flat=True)
+        )
         locked.purged_at = now
         locked.save(update_fields=["purged_at"])
     logger.info("campaign purged: campaign=%s", campaign.pk)

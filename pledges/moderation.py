@@ -43,6 +43,7 @@ from pledges.enums import (
     PledgeStatus,
 )
 from pledges.events import DELTAS, pledge_event_record
+from pledges.jobs import BULK, job_claim
 from pledges.models import BulkInvalidation, Campaign, Pledge, PledgeEvent, RppsClaim
 from pledges.rpps import rpps_is_valid, rpps_normalize
 from pledges.services import _pledge_values, _rpps_claim_release_if_unused
@@ -559,21 +560,29 @@ def bulk_invalidation_run(
 ) -> BulkInvalidation:
     """Invalidate the pledges matching a bulk rule, batch by batch, until done or cancelled.
 
-    1. Claim the job (queued or running: a redelivered task resumes; done or failed: return).
+    1. Claim the job through pledges.jobs: a job another worker is running, or finished, is
+       left alone (a duplicate message does nothing); one whose worker died is resumed.
     2. Before each batch, stop if a cancellation was requested.
     3. Read the next `batch_size` matching ids after the last one seen (keyset: every batch costs
        the same), then invalidate them in one transaction with their -1 events and add them to
-       progress_done. Running twice is harmless: each batch locks its rows and only takes those
-       still active and matching.
+       progress_done. A resumed run starts again from the first id and continues the count: the
+       batches the dead worker committed are no longer active, so they are neither matched nor
+       counted again, and a batch it did not commit was rolled back whole (pledges, events and
+       progress together). No pledge gets two events.
     4. Mark the job done (also when cancelled: cancel_requested_at tells) and audit the outcome.
     `after_batch` is a test hook called after each committed batch.
     """
-    claimed = BulkInvalidation.objects.filter(
-        pk=bulk_id, status__in=[BundleStatus.QUEUED, BundleStatus.RUNNING]
-    ).update(status=BundleStatus.RUNNING)
-    bulk = BulkInvalidation.objects.select_related("campaign").get(pk=bulk_id)
-    if not claimed:
-        return bulk
+    with job_claim(BULK, bulk_id) as claimed:
+        bulk = BulkInvalidation.objects.select_related("campaign").get(pk=bulk_id)
+        if not claimed:
+            return bulk
+        return _bulk_run(bulk=bulk, batch_size=batch_size, after_batch=after_batch)
+
+
+def _bulk_run(
+    *, bulk: BulkInvalidation, batch_size: int, after_batch: Callable[[BulkInvalidation], None] | None
+) -> BulkInvalidation:
+    bulk_id = bulk.pk
     try:
         matching = _bulk_queryset(
             campaign=bulk.campaign,

@@ -1,9 +1,14 @@
-"""Emails about conditions, rounds and the campaign's end: one function per kind, via the outbox.
+"""Emails about pledges, conditions, rounds and the campaign's end: one function per kind, via the outbox.
 
 Each function stores one outbox row per recipient (deconv.outbox) under a dedupe key naming the
 round (or milestone, campaign) and the pledge, so a job that runs twice queues each email once.
 Call them inside the transaction that changes the state they announce: the rows then exist if
 and only if the change committed.
+
+The receipt of a pledge and the round invitations are queued unrendered: the request that signs
+(and the crossing that opens a round to thousands of signers) only inserts rows, and the worker
+renders each when it sends it, from the context builders at the end of this module, which read
+the pledge and round named by the row's dedupe key.
 
 Recipients are signers with an account who have not used the stop link (Pledge.emails_stopped_at):
 none of these emails is required by law, and a signer who stopped emails still finds the round on
@@ -15,8 +20,10 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.urls import reverse
+from django.utils import translation
 
-from deconv.outbox import EmailItem, email_queue_many
+from deconv.models import OutgoingEmail
+from deconv.outbox import EmailItem, email_context_builder_register, email_queue_later, email_queue_many
 from pledges.counting import NATION_CODE
 from pledges.enums import TerritoryLevel
 from pledges.models import Campaign, ConfirmationRound, MilestoneNotice, Pledge
@@ -49,11 +56,79 @@ def _reachable(pledges: Iterable[Pledge]) -> list[Pledge]:
     return [pledge for pledge in pledges if pledge.user_id is not None and pledge.emails_stopped_at is None]
 
 
-def _queue(items: list[dict]) -> int:
+def _queue(items: list[dict], *, render_later: bool = False) -> int:
     """Store one outbox row per item (deduplicated, stopped addresses skipped); returns rows created."""
     if not items:
         return 0
-    return email_queue_many(EmailItem(**item) for item in items)
+    return email_queue_many((EmailItem(**item) for item in items), render_later=render_later)
+
+
+def _key_ids(dedupe_key: str) -> list[int]:
+    """The ids a dedupe key names, in order: "round-opened:12:345" -> [12, 345]."""
+    return [int(part) for part in dedupe_key.split(":")[1:]]
+
+
+# --- "We have received your pledge" -------------------------------------------------------------
+
+
+def pledge_received_key(pledge_id: int) -> str:
+    # pledges.emails.pledge_withdrawn_queue cancels a receipt still waiting by this key.
+    return f"pledge-received:{pledge_id}"
+
+
+def pledge_received(*, pledge: Pledge) -> bool:
+    """Once per pledge, in the signer's language; not when the account has no address.
+
+    Queued unrendered in the signing transaction; True when a row was stored.
+    """
+    if pledge.user is None or not pledge.user.email:
+        return False
+    row = email_queue_later(
+        kind="pledge_received",
+        recipient=pledge.user.email,
+        # The language the signer reads the site in, as the request chose it.
+        language=translation.get_language() or settings.LANGUAGE_CODE,
+        user=pledge.user,
+        dedupe_key=pledge_received_key(pledge.pk),
+    )
+    return row is not None
+
+
+def _pledge_received_contexts(rows: list[OutgoingEmail]) -> dict[int, dict | None]:
+    pledge_ids = {row.pk: _key_ids(row.dedupe_key)[0] for row in rows}
+    pledges = (
+        Pledge.objects.select_related("campaign", "letter_version", "department")
+        # What the templates and links read: rendered in the worker for each signature.
+        .only(
+            "campaign__title",
+            "campaign__slug",
+            "letter_version__number",
+            "department__name",
+            "department__code",
+        )
+        .in_bulk(set(pledge_ids.values()))
+    )
+    account_url = _absolute(reverse("pledges:account_overview"))
+    links: dict[int, dict[str, str]] = {}
+    contexts: dict[int, dict | None] = {}
+    for row_id, pledge_id in pledge_ids.items():
+        pledge = pledges.get(pledge_id)
+        if pledge is None:
+            contexts[row_id] = None
+            continue
+        if pledge.campaign_id not in links:
+            links[pledge.campaign_id] = _campaign_links(pledge.campaign)
+        contexts[row_id] = {
+            "campaign": pledge.campaign,
+            "letter_version_number": pledge.letter_version.number,
+            "department": pledge.department,
+            **links[pledge.campaign_id],
+            "account_url": account_url,
+        }
+    return contexts
+
+
+# --- Rounds ----------------------------------------------------------------------------------
 
 
 def _item(*, kind: str, pledge: Pledge, context: dict, dedupe_key: str) -> dict:
@@ -68,7 +143,10 @@ def _item(*, kind: str, pledge: Pledge, context: dict, dedupe_key: str) -> dict:
     }
 
 
-def _round_context(*, round: ConfirmationRound, pledge: Pledge, name: str) -> dict:
+def _round_context(
+    *, round: ConfirmationRound, pledge: Pledge, name: str, links: dict[str, str] | None = None
+) -> dict:
+    """`links`: the campaign's _campaign_links, when the caller builds many contexts of one round."""
     from pledges.rounds import round_link_token
 
     campaign = round.crossing.campaign
@@ -81,25 +159,72 @@ def _round_context(*, round: ConfirmationRound, pledge: Pledge, name: str) -> di
         "confirm_url": _absolute(
             reverse("pledges:round_confirm_link", kwargs={"slug": campaign.slug, "token": token})
         ),
-        **_campaign_links(campaign),
+        **(links if links is not None else _campaign_links(campaign)),
     }
 
 
 def round_opened(*, round: ConfirmationRound, pledges: Iterable[Pledge]) -> int:
-    """ "Your territory reached its threshold: confirm or decline by <date>" to each signer asked."""
-    crossing = round.crossing
-    name = territory_name(level=crossing.level, code=crossing.code)
+    """ "Your territory reached its threshold: confirm or decline by <date>" to each signer asked.
+
+    Queued unrendered (_round_opened_contexts renders them): the crossing that opens a round and a
+    signer who joins it only insert rows.
+    """
     return _queue(
         [
             _item(
                 kind="round_opened",
                 pledge=pledge,
-                context=_round_context(round=round, pledge=pledge, name=name),
+                context={},
                 dedupe_key=f"round-opened:{round.pk}:{pledge.pk}",
             )
             for pledge in _reachable(pledges)
-        ]
+        ],
+        render_later=True,
     )
+
+
+def round_opened_late(*, round: ConfirmationRound, pledge: Pledge) -> bool:
+    """round_opened for one pledge created while its round is open; True when a row was stored.
+
+    Same kind and dedupe key as the fan-out (a signer it also read is invited once), queued as
+    the signing request's receipt is: one row, gathered with other requests' for the broker.
+    """
+    if not _reachable([pledge]):
+        return False
+    item = _item(
+        kind="round_opened", pledge=pledge, context={}, dedupe_key=f"round-opened:{round.pk}:{pledge.pk}"
+    )
+    row = email_queue_later(
+        kind=item["kind"],
+        recipient=item["recipient"],
+        dedupe_key=item["dedupe_key"],
+        language=item["language"],
+        user=item["user"],
+    )
+    return row is not None
+
+
+def _round_opened_contexts(rows: list[OutgoingEmail]) -> dict[int, dict | None]:
+    ids = {row.pk: _key_ids(row.dedupe_key) for row in rows}
+    rounds = ConfirmationRound.objects.select_related("crossing__campaign").in_bulk(
+        {round_id for round_id, _pledge_id in ids.values()}
+    )
+    # The link's token names the pledge by its id: nothing else of the row is read.
+    pledges = Pledge.objects.only("pk").in_bulk({pledge_id for _round_id, pledge_id in ids.values()})
+    names = {
+        round.pk: territory_name(level=round.crossing.level, code=round.crossing.code)
+        for round in rounds.values()
+    }
+    links = {round.pk: _campaign_links(round.crossing.campaign) for round in rounds.values()}
+    contexts: dict[int, dict | None] = {}
+    for row_id, (round_id, pledge_id) in ids.items():
+        round, pledge = rounds.get(round_id), pledges.get(pledge_id)
+        contexts[row_id] = (
+            None
+            if round is None or pledge is None
+            else _round_context(round=round, pledge=pledge, name=names[round_id], links=links[round_id])
+        )
+    return contexts
 
 
 def round_reminder(*, round: ConfirmationRound, pledges: Iterable[Pledge]) -> int:
@@ -196,3 +321,7 @@ def campaign_expired(*, campaign: Campaign, pledges: Iterable[Pledge]) -> int:
             for pledge in _reachable(pledges)
         ]
     )
+
+
+email_context_builder_register("pledge_received", _pledge_received_contexts)
+email_context_builder_register("round_opened", _round_opened_contexts)

@@ -15,13 +15,14 @@ after the campaign reopens, with the answers given until its end.
 """
 
 import logging
+import zlib
 from collections.abc import Callable
 from datetime import timedelta
 
 from django.core import signing
 from django.core.cache import cache
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -65,6 +66,9 @@ ROUND_AWAITING_APPROVAL = "awaiting_approval"
 ROUND_FAILED = "failed"
 
 ROUND_LINK_SALT = "pledges.round-link"
+# First key of the two-key advisory lock of round invitations (b"rinv"); the second is a hash of
+# the territory. The one-key locks (counting, ledger) live in another key space.
+ROUND_INVITATION_LOCK_CLASS = 0x72696E76
 # The evaluation is skipped while nothing it reads has changed; remembered this long at most, so
 # what the fingerprint does not cover (a reference population re-imported) is seen within minutes.
 FINGERPRINT_TTL_SECONDS = 600
@@ -261,6 +265,8 @@ def territory_cross(
 
 
 def _round_open(*, campaign: Campaign, crossing: Crossing, state: TerritoryState, now) -> ConfirmationRound:
+    # Before reading who signed: a signer committing now is either read below or sees the round.
+    round_invitation_lock(campaign_id=campaign.pk, level=crossing.level, code=crossing.code, shared=False)
     active = territory_pledges(campaign_id=campaign.pk, level=crossing.level, code=crossing.code).filter(
         status=PledgeStatus.ACTIVE
     )
@@ -306,15 +312,55 @@ def round_open_for_pledge(*, pledge: Pledge) -> ConfirmationRound | None:
     )
 
 
+def round_invitation_lock(*, campaign_id: int, level: str, code: str, shared: bool) -> None:
+    """Order a signer joining a territory with the opening of that territory's round.
+
+    Without it, a signer and a round opening at the same moment can miss each other: the
+    signer's transaction looks for an open round before the opening commits, the opening reads
+    the territory's signers before the signer commits, and the signer is never invited. Signers
+    take the lock shared (they never wait for each other), the opening exclusive, both until
+    their commit, each before its read: whichever comes second sees what the first committed.
+
+    A PostgreSQL transaction-level advisory lock, no row: the territory may not have a state row
+    yet. SQLite runs one write transaction at a time, so nothing to do there.
+    """
+    if connection.vendor != "postgresql":
+        return
+    territory = zlib.crc32(f"{campaign_id}:{level}:{code}".encode())
+    # pg_advisory_xact_lock*(int4, int4): the hash as a signed 32-bit integer.
+    territory = territory - (1 << 32) if territory >= 1 << 31 else territory
+    function = "pg_advisory_xact_lock_shared" if shared else "pg_advisory_xact_lock"
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT {function}(%s, %s)", [ROUND_INVITATION_LOCK_CLASS, territory])
+
+
 def round_invite_new_signer(*, pledge: Pledge) -> bool:
     """A pledge created while its territory confirms is asked too; True when an invitation was queued.
 
-    Called by pledges.services.pledge_create in the pledge's transaction.
+    Called by pledges.services.pledge_create in the pledge's transaction, after the pledge's
+    INSERT. The invitation is an outbox row rendered by the worker, under the round fan-out's
+    dedupe key: a signer the opening also read is invited once. The shared lock
+    (round_invitation_lock) waits only for a round opening in this territory, never for
+    other signers.
     """
-    round = round_open_for_pledge(pledge=pledge)
+    campaign = pledge.campaign
+    level = campaign.release_level
+    code = territory_code_of(pledge=pledge, level=level)
+    round_invitation_lock(campaign_id=campaign.pk, level=level, code=code, shared=True)
+    # Its id is all the invitation needs: the worker reads the round when it renders the email.
+    round = (
+        ConfirmationRound.objects.filter(
+            outcome=RoundOutcome.OPEN,
+            crossing__campaign_id=campaign.pk,
+            crossing__level=level,
+            crossing__code=code,
+        )
+        .only("pk")
+        .first()
+    )
     if round is None:
         return False
-    return notifications.round_opened(round=round, pledges=[pledge]) > 0
+    return notifications.round_opened_late(round=round, pledge=pledge)
 
 
 def round_link_token(*, round: ConfirmationRound, pledge: Pledge) -> str:

@@ -1,37 +1,37 @@
-"""Reads for the organizer pages: every figure is an SQL aggregate, limited to the organizer's scope.
+"""Reads for the organizer pages, limited to the organizer's scope.
 
-A dashboard costs a fixed number of queries whatever the number of pledges and territories
-(tests/organizer/test_queries.py pins it): one grouped aggregate over the pledges, one over
-letters, one over round responses, one per day for the chart, plus the territories and the
-conditions (pledges.conditions). Nothing here iterates over pledges in Python.
+The dashboard reads a per-campaign snapshot of every department's figures, aggregated in SQL in
+the background (pledges.dashboard_snapshot), and keeps the departments of the organizer's scope:
+no query per request when it is cached (tests/organizer/test_dashboard.py pins the count).
+Nothing here iterates over pledges in Python.
 """
 
+import functools
 import hashlib
-import math
 import unicodedata
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
+from functools import cached_property
 
 from dateutil.relativedelta import relativedelta
-from django.core.cache import cache
-from django.db.models import Count, Q, QuerySet, Sum
-from django.db.models.functions import TruncDate
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from deconv.models import AuditEntry
 from pledges.access import OrganizerScope, scope_filter
-from pledges.conditions import campaign_conditions
-from pledges.enums import COUNTED_STATUSES, PledgeStatus, RoundAnswer, TerritoryLevel, TerritoryStatus
-from pledges.models import Campaign, Letter, OrganizerRole, Pledge, RoundResponse, TerritoryCount
+from pledges.dashboard_snapshot import (
+    PROJECTION_WINDOW_DAYS,
+    DashboardSnapshot,
+    ReleaseFigures,
+    dashboard_daily_get,
+    dashboard_snapshot_get,
+)
+from pledges.enums import TerritoryLevel, TerritoryStatus
+from pledges.models import Campaign, OrganizerRole, TerritoryCount
 from territories.models import Department
-from territories.selectors import reference_population_latest
-
-# The projection's rate: pledges of the last PROJECTION_WINDOW_DAYS days, per day.
-PROJECTION_WINDOW_DAYS = 14
-# Past days of the chart are cached a day at most (the key holds the date, so midnight renews it).
-DAILY_CACHE_SECONDS = 24 * 3600
 
 
 def organizer_campaign_list(*, user) -> QuerySet[Campaign]:
@@ -81,7 +81,8 @@ def projection_date(
         return today
     if recent <= 0:
         return None
-    days = math.ceil(missing * window_days / recent)
+    # Integer ceiling division: a float overflows for a huge target at a trickle.
+    days = -(-missing * window_days // recent)
     if days > (date.max - today).days:
         return None
     return today + timedelta(days=days)
@@ -182,200 +183,146 @@ class Dashboard:
     rows: list[TerritoryRow]
     totals: dict[str, int]
     patients: PatientEstimate
-    daily: list[tuple[date, int]]
     today: date
     has_targets: bool
+    as_of: datetime  # when the snapshot's figures were aggregated
+    version: str  # the snapshot's digest: same figures, same version
     window_days: int = PROJECTION_WINDOW_DAYS
     totals_row: TerritoryRow | None = field(default=None)
+    releases: list[ReleaseFigures] = field(default_factory=list)  # in scope, latest first
+    daily_loader: Callable[[], list[tuple[date, int]]] | None = field(default=None, repr=False)
+
+    @cached_property
+    def daily(self) -> list[tuple[date, int]]:
+        """New pledges per day of signing in scope, oldest first (read on first use)."""
+        return self.daily_loader() if self.daily_loader is not None else []
 
 
-def _pledges_in_scope(
-    *, campaign: Campaign, department_ids: list[int], scope: OrganizerScope
-) -> QuerySet[Pledge]:
-    """The campaign's pledges in scope, filtered on department ids: no join to the departments.
+def campaign_dashboard(
+    *,
+    campaign: Campaign,
+    scope: OrganizerScope,
+    today: date | None = None,
+    snapshot: DashboardSnapshot | None = None,
+) -> Dashboard:
+    """Every figure of the dashboard for the departments in `scope`, from the campaign's snapshot.
 
-    At a million pledges the join behind `department__code__in` costs a second per aggregate;
-    the ids come from the departments `scope_filter` kept, so the scope check is the same.
-    """
-    pledges = Pledge.objects.filter(campaign=campaign)
-    if scope.national:
-        return pledges
-    return pledges.filter(department_id__in=department_ids)
-
-
-def campaign_dashboard(*, campaign: Campaign, scope: OrganizerScope, today: date | None = None) -> Dashboard:
-    """Every figure of the dashboard, for the departments in `scope`, in a fixed number of queries.
-
-    1. Departments in scope (1), reference populations (1), conditions (pledges.conditions, 6).
-    2. Pledges grouped by department with conditional counts (1), letters (1), confirmations (1).
-    3. New pledges per day of signing, for the chart (1 or 2: pledges_daily).
+    No query when the snapshot is cached (pledges.dashboard_snapshot aggregates every department
+    in the background); the snapshot holds every department, and only those the scope covers
+    become rows, so the totals below add up the organizer's own departments only. The chart's
+    days are read when `daily` is first used: a cached page fragment does not need them.
     """
     today = today or timezone.localdate()
-    departments = scope_filter(Department.objects.all(), scope, department_field="code").order_by("position")
-    rows: dict[str, TerritoryRow] = {}
-    code_of: dict[int, str] = {}
-    for pk, code, name, position in departments.values_list("pk", "code", "name", "position"):
-        rows[code] = TerritoryRow(code=code, name=name, position=position)
-        code_of[pk] = code
-    populations = reference_population_latest(kind=campaign.reference_population_kind)
-    conditions = campaign_conditions(campaign=campaign)
-
-    pledges = _pledges_in_scope(campaign=campaign, department_ids=list(code_of), scope=scope)
-    counted = Q(status__in=COUNTED_STATUSES)
-    since = timezone.now() - timedelta(days=PROJECTION_WINDOW_DAYS)
-    totals = defaultdict(int)
-    # One pass over the campaign's pledges (~0.3 s at a million on PostgreSQL), grouped by id.
-    for row in (
-        pledges.values("department_id")
-        .annotate(
-            counted=Count("pk", filter=counted),
-            active=Count("pk", filter=Q(status=PledgeStatus.ACTIVE)),
-            released=Count("pk", filter=Q(status=PledgeStatus.RELEASED)),
-            expired=Count("pk", filter=Q(status=PledgeStatus.EXPIRED)),
-            withdrawn=Count("pk", filter=Q(status=PledgeStatus.WITHDRAWN)),
-            invalidated=Count("pk", filter=Q(status=PledgeStatus.INVALIDATED)),
-            recent=Count("pk", filter=counted & Q(created_at__gte=since)),
-            patients=Sum("patient_list_size", filter=counted),
-            with_list=Count("patient_list_size", filter=counted),
-        )
-        .order_by()
-    ):
-        territory = rows.get(code_of.get(row["department_id"], ""))
-        if territory is None:  # a department created meanwhile: nothing to show it under
+    snapshot = snapshot or dashboard_snapshot_get(campaign=campaign)
+    cutoff = effective_cutoff(today=today)
+    rows = []
+    for department in snapshot.departments:
+        if not scope.covers_department(department.code):
             continue
-        territory.count = row["counted"]
-        territory.active = row["active"]
-        territory.released = row["released"]
-        territory.recent = row["recent"]
-        territory.patients = row["patients"] or 0
-        territory.with_list = row["with_list"]
-        for key in ("counted", "active", "released", "expired", "withdrawn", "invalidated"):
-            totals[key] += row[key]
-
-    letters = Letter.objects.filter(pledge__campaign=campaign)
-    if not scope.national:
-        letters = letters.filter(pledge__department_id__in=list(code_of))
-    for row in (
-        letters.values("pledge__department_id")
-        .annotate(
-            sent=Count("pk", filter=Q(sent_on__isnull=False)),
-            effective=Count("pk", filter=Q(acknowledged_on__lte=effective_cutoff(today=today))),
+        row = TerritoryRow(
+            code=department.code,
+            name=department.name,
+            position=department.position,
+            count=department.counted,
+            recent=department.recent,
+            population=department.population,
+            target=department.target,
+            status=department.status,
+            round_ends_at=department.round_ends_at,
+            active=department.active,
+            confirmed=department.confirmed,
+            released=department.released,
+            sent=department.sent,
+            effective=department.effective(cutoff=cutoff),
+            patients=department.patients,
+            with_list=department.with_list,
         )
-        .order_by()
-    ):
-        territory = rows.get(code_of.get(row["pledge__department_id"], ""))
-        if territory is not None:
-            territory.sent, territory.effective = row["sent"], row["effective"]
+        if row.target is not None:
+            row.missing = max(0, row.target - row.count)
+            row.projection = projection_date(missing=row.missing, recent=row.recent, today=today)
+        rows.append(row)
 
-    # Confirmed = released, or confirmed in a round and not (yet) released: the same rule as
-    # pledges.followthrough.release_funnel (a campaign may release without a round).
-    confirmations = RoundResponse.objects.filter(
-        pledge__campaign=campaign,
-        pledge__status__in=[PledgeStatus.ACTIVE, PledgeStatus.EXPIRED],
-        answer=RoundAnswer.CONFIRMED,
-    )
-    if not scope.national:
-        confirmations = confirmations.filter(pledge__department_id__in=list(code_of))
-    for department_id, confirmed in (
-        confirmations.values("pledge__department_id")
-        .annotate(confirmed=Count("pledge", distinct=True))
-        .values_list("pledge__department_id", "confirmed")
-        .order_by()
-    ):
-        territory = rows.get(code_of.get(department_id, ""))
-        if territory is not None:
-            territory.confirmed = confirmed
-    for territory in rows.values():
-        territory.confirmed += territory.released
-
-    has_targets = False
-    for territory in rows.values():
-        territory.population = populations.get(territory.code)
-        explanation = conditions.get((TerritoryLevel.DEPARTMENT.value, territory.code))
-        if explanation is not None:
-            territory.target = explanation.target
-            territory.status = explanation.status
-            territory.round_ends_at = explanation.round_ends_at
-        if territory.target is not None:
-            has_targets = True
-            territory.missing = max(0, territory.target - territory.count)
-            territory.projection = projection_date(
-                missing=territory.missing, recent=territory.recent, today=today
-            )
-
-    daily = pledges_daily(pledges=pledges, campaign=campaign, scope=scope, today=today)
-
-    ordered = sorted(rows.values(), key=lambda r: r.position)
-    patients = PatientEstimate(
-        declared=sum(r.patients for r in ordered),
-        with_list=sum(r.with_list for r in ordered),
-        without_list=sum(r.count - r.with_list for r in ordered),
-    )
+    in_scope = [d for d in snapshot.departments if scope.covers_department(d.code)]
+    has_targets = any(r.target is not None for r in rows)
     funnel = {
-        "pledged": totals["counted"],
-        "active": totals["active"],
-        "confirmed": sum(r.confirmed for r in ordered),
-        "released": totals["released"],
-        "sent": sum(r.sent for r in ordered),
-        "effective": sum(r.effective for r in ordered),
-        "expired": totals["expired"],
-        "withdrawn": totals["withdrawn"],
-        "invalidated": totals["invalidated"],
+        "pledged": sum(r.count for r in rows),
+        "active": sum(r.active for r in rows),
+        "confirmed": sum(r.confirmed for r in rows),
+        "released": sum(r.released for r in rows),
+        "sent": sum(r.sent for r in rows),
+        "effective": sum(r.effective for r in rows),
+        "expired": sum(d.expired for d in in_scope),
+        "withdrawn": sum(d.withdrawn for d in in_scope),
+        "invalidated": sum(d.invalidated for d in in_scope),
     }
     totals_row = TerritoryRow(
         code="",
         name="",
         position=0,
         count=funnel["pledged"],
-        recent=sum(r.recent for r in ordered),
-        population=sum(r.population or 0 for r in ordered) or None,
-        target=sum(r.target for r in ordered if r.target is not None) if has_targets else None,
+        recent=sum(r.recent for r in rows),
+        population=sum(r.population or 0 for r in rows) or None,
+        target=sum(r.target for r in rows if r.target is not None) if has_targets else None,
     )
     if totals_row.target is not None:
-        totals_row.missing = sum(r.missing or 0 for r in ordered)
+        totals_row.missing = sum(r.missing or 0 for r in rows)
     return Dashboard(
-        rows=ordered,
+        rows=rows,
         totals=funnel,
-        patients=patients,
-        daily=daily,
+        patients=PatientEstimate(
+            declared=sum(r.patients for r in rows),
+            with_list=sum(r.with_list for r in rows),
+            without_list=sum(r.count - r.with_list for r in rows),
+        ),
         today=today,
         has_targets=has_targets,
+        as_of=snapshot.computed_at,
+        version=snapshot.version,
         totals_row=totals_row,
+        # A delegate's releases: their departments' (escrow bundles start here).
+        releases=[
+            release
+            for release in snapshot.releases
+            if scope.national
+            or (release.level == TerritoryLevel.DEPARTMENT and release.code in scope.department_codes)
+        ],
+        daily_loader=functools.partial(
+            _daily_in_scope, campaign=campaign, scope=scope, snapshot=snapshot, today=today
+        ),
     )
 
 
-def _scope_key(scope: OrganizerScope) -> str:
+def scope_key(scope: OrganizerScope) -> str:
+    """A short key naming the scope's departments, for caches of what the scope may see."""
     if scope.national:
         return "national"
     codes = ",".join(sorted(scope.department_codes))
     return hashlib.sha256(codes.encode()).hexdigest()[:16]
 
 
-def pledges_daily(
-    *, pledges: QuerySet[Pledge], campaign: Campaign, scope: OrganizerScope, today: date
+def _daily_in_scope(
+    *, campaign: Campaign, scope: OrganizerScope, snapshot: DashboardSnapshot, today: date
 ) -> list[tuple[date, int]]:
-    """New pledges per day of signing (withdrawn ones included), oldest first.
+    """New pledges per day of signing (withdrawn ones included) in scope, oldest first.
 
-    Grouping a million rows by local day costs about a second on PostgreSQL, and a past day's
-    figure never changes (the day a pledge was signed stays its day, whatever happens to it
-    later), so past days are cached until midnight per campaign and scope; today's count is an
-    index range read.
+    Past days come from a per-day cache of every department (pledges.dashboard_snapshot, one
+    aggregate a day); today's count from the snapshot, when the snapshot is of today (just after
+    midnight, the past days already hold the snapshot's day).
     """
-    start_of_today = timezone.make_aware(datetime.combine(today, time.min))
-    key = f"pledges:dashboard:daily:{campaign.pk}:{_scope_key(scope)}:{today.isoformat()}"
-    past = cache.get(key)
-    if past is None:
-        past = list(
-            pledges.filter(created_at__lt=start_of_today)
-            .annotate(day=TruncDate("created_at", tzinfo=timezone.get_current_timezone()))
-            .values("day")
-            .annotate(n=Count("pk"))
-            .values_list("day", "n")
-            .order_by("day")
-        )
-        cache.set(key, past, DAILY_CACHE_SECONDS)
-    today_count = pledges.filter(created_at__gte=start_of_today).count()
-    return past + ([(today, today_count)] if today_count else [])
+    past = dashboard_daily_get(campaign=campaign, until=today)
+    if scope.national:
+        days = list(past.national)
+    else:
+        merged: dict[date, int] = defaultdict(int)
+        for code in scope.department_codes:
+            for day, n in past.by_department.get(code, ()):
+                merged[day] += n
+        days = sorted(merged.items())
+    if snapshot.day == today:
+        signed_today = sum(d.signed_today for d in snapshot.departments if scope.covers_department(d.code))
+        if signed_today:
+            days.append((today, signed_today))
+    return days
 
 
 # --- Sorting and filtering the territory table (at most 101 rows: in Python) ----------------
@@ -413,12 +360,20 @@ def territory_rows_filter(rows: list[TerritoryRow], *, query: str) -> list[Terri
     return [r for r in rows if _fold(r.code).startswith(needle) or needle in _fold(r.name)]
 
 
-def territory_rows_sort(rows: list[TerritoryRow], *, sort: str) -> tuple[list[TerritoryRow], str]:
-    """Rows sorted by `sort` ("count", "-count", ...; unknown: by code); empty values last either way."""
+def territory_sort_normalize(sort: str) -> str:
+    """A sort parameter as territory_rows_sort understands it: unknown columns sort by code."""
     descending = sort.startswith("-")
     name = sort.lstrip("-")
     if name not in _SORT_KEYS:
-        return sorted(rows, key=_SORT_KEYS[DEFAULT_SORT]), DEFAULT_SORT
+        return DEFAULT_SORT
+    return ("-" if descending else "") + name
+
+
+def territory_rows_sort(rows: list[TerritoryRow], *, sort: str) -> tuple[list[TerritoryRow], str]:
+    """Rows sorted by `sort` ("count", "-count", ...; unknown: by code); empty values last either way."""
+    sort = territory_sort_normalize(sort)
+    descending = sort.startswith("-")
+    name = sort.lstrip("-")
     key = _SORT_KEYS[name]
     present = [r for r in rows if key(r) is not None]
     empty = [r for r in rows if key(r) is None]
@@ -463,13 +418,15 @@ def audit_entries(*, campaign: Campaign, scope: OrganizerScope) -> QuerySet[Audi
 # --- Map ---------------------------------------------------------------------------------------
 
 
-def organizer_map_departments(*, campaign: Campaign, scope: OrganizerScope) -> list:
+def organizer_map_departments(
+    *, campaign: Campaign, scope: OrganizerScope, snapshot: DashboardSnapshot | None = None
+) -> list:
     """Every department for the organizer's map: published counts in scope, the others marked outside.
 
-    Published counts (TerritoryCount, at most a counting interval old) rather than the live
-    aggregate: a map needs no second-exact figure, and reading 101 rows keeps it instant at a
-    million pledges. Departments outside the scope carry no figure at all, so the map cannot
-    leak them.
+    Published counts (TerritoryCount, at most a counting interval old) rather than the
+    snapshot's: the map follows the public counts, and reading 101 rows keeps it instant at a
+    million pledges. Targets and populations come from the dashboard's snapshot. Departments
+    outside the scope carry no figure at all, so the map cannot leak them.
     """
     from pledges.maps import MapDepartment
 
@@ -480,21 +437,20 @@ def organizer_map_departments(*, campaign: Campaign, scope: OrganizerScope) -> l
             department_field="code",
         ).values_list("code", "pledges")
     )
-    populations = reference_population_latest(kind=campaign.reference_population_kind)
-    conditions = campaign_conditions(campaign=campaign)
+    snapshot = snapshot or dashboard_snapshot_get(campaign=campaign)
     departments = []
-    for code, name in Department.objects.order_by("position").values_list("code", "name"):
+    for department in snapshot.departments:
+        code = department.code
         if not scope.covers_department(code):
-            departments.append(MapDepartment(code=code, name=name, count=None, in_scope=False))
+            departments.append(MapDepartment(code=code, name=department.name, count=None, in_scope=False))
             continue
-        explanation = conditions.get((TerritoryLevel.DEPARTMENT.value, code))
         departments.append(
             MapDepartment(
                 code=code,
-                name=name,
+                name=department.name,
                 count=counts.get(code, 0),
-                target=explanation.target if explanation is not None else None,
-                population=populations.get(code),
+                target=department.target,
+                population=department.population,
             )
         )
     return departments

@@ -6,8 +6,8 @@ from datetime import datetime
 from allauth.account.models import EmailAddress
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
-from django.db.models import Count, Q
+from django.db import IntegrityError, connection, transaction
+from django.db.models import Count
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -16,7 +16,6 @@ from pledges import letter_text
 from pledges.emails import (
     account_deleted_queue,
     pledge_already_signed_queue,
-    pledge_received_queue,
     pledge_withdrawn_queue,
 )
 from pledges.enums import (
@@ -28,7 +27,9 @@ from pledges.enums import (
     PracticeMode,
     ReferencePopulationKind,
 )
+from pledges.escrow import escrow_bundles_forget_signer
 from pledges.events import pledge_event_record, pledge_move_record
+from pledges.exports import exports_forget_signer
 from pledges.letters_pipeline import letter_erase
 from pledges.models import (
     Campaign,
@@ -38,6 +39,7 @@ from pledges.models import (
     default_practice_modes,
     default_professions,
 )
+from pledges.notifications import pledge_received
 from pledges.rounds import round_invite_new_signer
 from pledges.rpps import rpps_is_valid, rpps_normalize
 from territories.models import Caisse, Department
@@ -208,7 +210,6 @@ def pledge_campaign_check_open(*, campaign: Campaign) -> None:
 
 
 def _caisse_resolve(*, department: Department, caisse: Caisse | None) -> Caisse | None:
-    caisses = list(Caisse.objects.filter(department=department))
     if caisse is not None:
         if caisse.department_id != department.pk:
             raise ValidationError(
@@ -218,6 +219,8 @@ def _caisse_resolve(*, department: Department, caisse: Caisse | None) -> Caisse 
                 }
             )
         return caisse
+    # Two are enough to know whether the department has a choice.
+    caisses = list(Caisse.objects.filter(department=department)[:2])
     if len(caisses) > 1:
         raise ValidationError({"caisse": _("Your department has several caisses: choose yours.")})
     return caisses[0] if caisses else None
@@ -248,22 +251,60 @@ def _ip_or_none(ip: str | None) -> str | None:
         return None
 
 
-def _pledge_conflict_owner(*, campaign: Campaign, user, rpps: str) -> tuple[bool, int | None]:
-    """(True, owner id) when this account or this RPPS already holds a live pledge or a claim.
+@dataclass(frozen=True)
+class _Holders:
+    """Who already holds this account's or this RPPS's place in a campaign."""
 
-    The owner id is None for a paper pledge entered without an account. Raises ValidationError
-    when the account is linked to a different RPPS: that is the submitter's own data, no leak.
+    conflict: bool
+    # The owner to tell; None for a paper pledge entered without an account.
+    owner_id: int | None
+    # The account already holds this RPPS's claim (from another campaign): nothing to insert.
+    claimed: bool
+
+
+_PLEDGE, _CLAIM = "pledge", "claim"
+
+
+def _holders_rows(*, campaign: Campaign, user, rpps: str) -> list[tuple[str, int | None, str]]:
+    """(kind, user id, RPPS) of the live pledges of this account or RPPS here, and of their claims.
+
+    Hand-written: it runs on every signature, and the ORM spent more time building this UNION
+    than the database answering it (both sides use their unique indexes).
     """
-    live = Pledge.objects.filter(campaign=campaign, status__in=LIVE_STATUSES)
-    if live.filter(user=user).exists():
-        return True, user.pk
-    holder = live.filter(rpps=rpps).values("user_id").first()
-    if holder is not None:
-        return True, holder["user_id"]
-    for claim in RppsClaim.objects.filter(Q(rpps=rpps) | Q(user=user)):
-        if claim.rpps == rpps and claim.user_id != user.pk:
-            return True, claim.user_id
-        if claim.user_id == user.pk and claim.rpps != rpps:
+    statuses = ", ".join(["%s"] * len(LIVE_STATUSES))
+    # Table names come from the models; every value is a parameter.
+    sql = (
+        f"SELECT %s, user_id, rpps FROM {Pledge._meta.db_table}"  # noqa: S608
+        f" WHERE campaign_id = %s AND status IN ({statuses}) AND (user_id = %s OR rpps = %s)"
+        f" UNION ALL SELECT %s, user_id, rpps FROM {RppsClaim._meta.db_table}"
+        " WHERE rpps = %s OR user_id = %s"
+    )
+    params = [_PLEDGE, campaign.pk, *map(str, LIVE_STATUSES), user.pk, rpps, _CLAIM, rpps, user.pk]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchall()
+
+
+def _pledge_conflict_owner(*, campaign: Campaign, user, rpps: str) -> _Holders:
+    """Whether this account or this RPPS already holds a live pledge here, or the RPPS a claim.
+
+    One query (_holders_rows). Raises ValidationError when the account is linked to a different
+    RPPS: that is the submitter's own data, no leak.
+    """
+    rows = _holders_rows(campaign=campaign, user=user, rpps=rpps)
+    live = [(owner_id, number) for source, owner_id, number in rows if source == _PLEDGE]
+    if any(owner_id == user.pk for owner_id, _number in live):
+        return _Holders(conflict=True, owner_id=user.pk, claimed=False)
+    if live:
+        # Only the RPPS's own: a live pledge per RPPS and campaign is unique.
+        return _Holders(conflict=True, owner_id=live[0][0], claimed=False)
+    claimed = False
+    for source, owner_id, number in rows:
+        if source != _CLAIM:
+            continue
+        if number == rpps and owner_id != user.pk:
+            return _Holders(conflict=True, owner_id=owner_id, claimed=False)
+        if owner_id == user.pk and number != rpps:
             raise ValidationError(
                 {
                     "rpps": _(
@@ -273,13 +314,27 @@ def _pledge_conflict_owner(*, campaign: Campaign, user, rpps: str) -> tuple[bool
                 },
                 code="rpps_other_claim",
             )
-    return False, None
+        claimed = claimed or (owner_id == user.pk and number == rpps)
+    return _Holders(conflict=False, owner_id=None, claimed=claimed)
+
+
+# Checked by the database's foreign keys; full_clean would read each row once more.
+_PLEDGE_FOREIGN_KEYS = ("campaign", "letter_version", "user", "department", "caisse")
 
 
 def pledge_create(
-    *, campaign: Campaign, user, data: dict, ip: str | None, user_agent: str
+    *,
+    campaign: Campaign,
+    user,
+    data: dict,
+    ip: str | None,
+    user_agent: str,
+    letter_version: LetterVersion | None = None,
 ) -> PledgeCreateResult:
     """Sign `campaign` for the verified account `user` with the values in `data`.
+
+    `letter_version` is the campaign's current version as the caller already read it (the one
+    its form showed); read here when not given.
 
     Raises ValidationError when the campaign is not open (paused: the kill switch), the physician
     is not eligible, the RPPS is invalid, or the account is linked to another RPPS.
@@ -287,7 +342,9 @@ def pledge_create(
     Side effects, in one transaction:
     - created: an RppsClaim (RPPS -> this account) unless the account already holds it; the
       Pledge (active, current letter version, consents dated now, IP and browser); a +1
-      PledgeEvent; after commit, a "pledge received" email to the signer.
+      PledgeEvent; the "pledge received" email's outbox row (rendered and sent by the worker
+      after commit); when the territory is in an open confirmation round, the invitation's row
+      (pledges.rounds.round_invite_new_signer).
     - duplicate (this account already has a live pledge here, or the RPPS belongs to another
       account or to a live pledge): nothing is written; after commit, an "already signed" email
       to the owner of the existing pledge or claim, never to the submitter.
@@ -295,9 +352,11 @@ def pledge_create(
     RPPS and per account): the loser's IntegrityError becomes a duplicate.
     """
     pledge_campaign_check_open(campaign=campaign)
-    version = campaign.current_letter_version
+    version = letter_version if letter_version is not None else campaign.current_letter_version
     if version is None:
         raise ValidationError(_("This campaign has no letter to sign yet."), code="no_letter")
+    if version.campaign_id != campaign.pk:
+        raise ValueError("letter_version is not a version of this campaign")
     rpps = rpps_normalize(str(data.get("rpps") or ""))
     if not rpps_is_valid(rpps):
         raise ValidationError({"rpps": _("This RPPS number is not valid.")})
@@ -306,10 +365,10 @@ def pledge_create(
     try:
         try:
             with transaction.atomic():
-                conflict, owner_id = _pledge_conflict_owner(campaign=campaign, user=user, rpps=rpps)
-                if conflict:
-                    raise _Duplicate(owner_id)
-                if not RppsClaim.objects.filter(rpps=rpps, user=user).exists():
+                holders = _pledge_conflict_owner(campaign=campaign, user=user, rpps=rpps)
+                if holders.conflict:
+                    raise _Duplicate(holders.owner_id)
+                if not holders.claimed:
                     RppsClaim.objects.create(rpps=rpps, user=user)
                 pledge = Pledge(
                     campaign=campaign,
@@ -323,17 +382,19 @@ def pledge_create(
                     signed_user_agent=(user_agent or "")[:USER_AGENT_MAX_LENGTH],
                     **values,
                 )
-                pledge.full_clean(validate_unique=False, validate_constraints=False)
+                pledge.full_clean(
+                    exclude=_PLEDGE_FOREIGN_KEYS, validate_unique=False, validate_constraints=False
+                )
                 pledge.save(force_insert=True)
                 pledge_event_record(pledge=pledge, kind=PledgeEventKind.PLEDGED)
-                pledge_received_queue(pledge=pledge)
+                pledge_received(pledge=pledge)
                 round_invite_new_signer(pledge=pledge)
         except IntegrityError:
             # A concurrent submission won the race; its row is committed, so we can see who owns it.
-            conflict, owner_id = _pledge_conflict_owner(campaign=campaign, user=user, rpps=rpps)
-            if not conflict:
+            holders = _pledge_conflict_owner(campaign=campaign, user=user, rpps=rpps)
+            if not holders.conflict:
                 raise
-            raise _Duplicate(owner_id) from None
+            raise _Duplicate(holders.owner_id) from None
     except _Duplicate as duplicate:
         if duplicate.owner_id is not None:
             pledge_already_signed_queue(owner_id=duplicate.owner_id, campaign=campaign)
@@ -485,7 +546,8 @@ def account_erase(*, user) -> None:
     Side effects, in one transaction: every pledge of the account not yet withdrawn is withdrawn
     as by pledge_withdraw (personal fields blanked, -1 events for counted ones: counts adjust),
     without one email each; the RppsClaim, the allauth EmailAddress rows and the user are deleted
-    (pledge rows keep no link: user is SET_NULL). A "data deleted" email is rendered now, while
+    (pledge rows keep no link: user is SET_NULL); export files and escrow bundles of the
+    signer's campaigns are deleted on commit. A "data deleted" email is rendered now, while
     the address is known, and sent after commit.
     """
     with transaction.atomic():
@@ -493,6 +555,10 @@ def account_erase(*, user) -> None:
         withdrawn_titles = [
             pledge.campaign.title for pledge in pledges if _pledge_withdraw_locked(pledge=pledge)
         ]
+        # Organizer exports and escrow bundles built before now may name the signer or hold
+        # their letter: their files go when the erasure commits (pledges.exports, pledges.escrow).
+        exports_forget_signer(campaign_ids={pledge.campaign_id for pledge in pledges})
+        escrow_bundles_forget_signer(release_ids={pledge.release_id for pledge in pledges})
         account_deleted_queue(
             email_address=user.email, withdrawn_campaigns=withdrawn_titles, request_id=uuid.uuid4().hex
         )

@@ -206,3 +206,36 @@ def followup_remind_task() -> dict:
     from pledges.followthrough import followup_remind
 
     return {"reminded": followup_remind()}
+
+
+# --- Organizers' jobs: recovery and export retention (pledges.jobs, pledges.exports) -----------
+# Both only dispatch, or delete files past their date: running twice changes nothing twice.
+
+
+@shared_task(name="pledges.jobs_recover", acks_late=True)
+def jobs_recover_task() -> dict:
+    """Dispatch again the jobs left queued (lost message) or running by a worker that died."""
+    from pledges.jobs import jobs_recover
+
+    return jobs_recover()
+
+
+@shared_task(name="pledges.exports_purge", acks_late=True)
+def exports_purge_task() -> dict:
+    """Delete the export files past EXPORT_RETENTION_HOURS (the job rows stay)."""
+    from pledges.exports import exports_purge_expired
+
+    return {"deleted": exports_purge_expired()}
+
+
+# --- Organizer dashboard snapshots (pledges.dashboard_snapshot) ---------------------------------
+# A tick recomputes only the snapshots that are due, each under a per-campaign lock taken
+# without waiting: running twice, or alongside a request computing one, aggregates nothing twice.
+
+
+@shared_task(name="pledges.dashboard_snapshots_refresh")
+def dashboard_snapshots_refresh_task() -> dict:
+    """From beat: refresh the dashboards organizers are watching, and open campaigns' at their maximum age."""
+    from pledges.dashboard_snapshot import dashboard_snapshots_refresh
+
+    return {"refreshed": dashboard_snapshots_refresh()}

@@ -36,11 +36,11 @@ def pytest_collection_modifyitems(config, items):
 def _clear_cache():
     from django.core.cache import cache
 
-    from pledges.views.api import local_answers_clear
+    from deconv.answer_cache import answer_cache_clear_local
 
     yield
     cache.clear()
-    local_answers_clear()
+    answer_cache_clear_local()
 
 
 @pytest.fixture(autouse=True)

@@ -1,10 +1,9 @@
-"""Conditions on the campaign page and the round on "Mon engagement", as template tags.
+"""Conditions on the campaign page and the round on "Mon engagement".
 
-Tags rather than view variables so that the public and signing views (owned elsewhere) need no
-change: the templates ask for what they show.
-
-{% campaign_conditions_table campaign counts as table %}: `counts` (campaign_public_counts) with
-each entry's condition fields and text, plus `lines` (release-level territories with signatures).
+conditions_table(campaign=..., counts=...): `counts` (campaign_public_counts) with each entry's
+condition fields and text, plus `lines` (release-level territories with signatures). The campaign
+page's view computes it once per cache period for every visitor (pledges.views.public); the
+{% campaign_conditions_table campaign counts as table %} tag gives the same to other templates.
 {% pledge_round pledge as round_info %}: the open round the signer is asked to answer, or None.
 """
 
@@ -19,13 +18,14 @@ from pledges.selectors import campaign_public_conditions, counts_with_conditions
 register = template.Library()
 
 
-@register.simple_tag
-def campaign_conditions_table(campaign: Campaign, counts: dict) -> dict:
+def conditions_table(*, campaign: Campaign, counts: dict) -> dict:
+    """The table in the active language, as plain data: it is cached and shared between visitors."""
     table = counts_with_conditions(
         counts=counts, conditions=campaign_public_conditions(campaign=campaign), with_text=True
     )
     for entry in (*table["departments"], *table["regions"], table["nation"]):
-        entry["status_label"] = TerritoryStatus(entry["status"]).label if entry["status"] else ""
+        # str(): a lazy label would be pickled into the cache and translated at each reading.
+        entry["status_label"] = str(TerritoryStatus(entry["status"]).label) if entry["status"] else ""
     level_entries = {
         "department": table["departments"],
         "region": table["regions"],
@@ -36,6 +36,11 @@ def campaign_conditions_table(campaign: Campaign, counts: dict) -> dict:
     ]
     table["national_gate"] = campaign.national_gate_min_total
     return table
+
+
+@register.simple_tag
+def campaign_conditions_table(campaign: Campaign, counts: dict) -> dict:
+    return conditions_table(campaign=campaign, counts=counts)
 
 
 @register.simple_tag

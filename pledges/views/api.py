@@ -6,28 +6,28 @@ queries per second per campaign, and a cached answer touches neither the databas
 nor a template. The key is the URL's slug with a short timeout rather than the counted_until
 stamp, because learning the stamp would itself cost a query per request.
 
-In front of Django's cache, each process keeps the answers it served for API_CACHE_SECONDS too:
-with Redis as the cache, a network round trip per request cost more than half of the request
-(measured: 0.4x a bare view's rate without it). Shared cache then process memory can each be up
-to 1 s old, so readers see counts at most 2 s older than the last counting run; counts change
-once per counting interval (5 s by default) anyway.
+In front of Django's cache, each process keeps the answers it served for API_CACHE_SECONDS too
+(deconv.answer_cache, shared with the public pages): with Redis as the cache, a network round
+trip per request cost more than half of the request (measured: 0.4x a bare view's rate without
+it). Shared cache then process memory can each be up to 1 s old, so readers see counts at most
+2 s older than the last counting run; counts change once per counting interval (5 s by default)
+anyway.
 
 CORS is a constant header on three read-only endpoints without credentials, so a small decorator
 does it; django-cors-headers would add a dependency and a middleware to every request of the site.
 """
 
 import json
-import time
 from collections.abc import Callable
 from datetime import datetime
 from functools import wraps
 
 from django.conf import settings
-from django.core.cache import cache
 from django.http import Http404, HttpRequest, HttpResponse
 from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
 
+from deconv.answer_cache import answer_cache_clear_local, answer_cached
 from pledges.counting import NATION_CODE
 from pledges.enums import TerritoryLevel
 from pledges.ledger import counts_normal, ledger_digest_latest, ledger_digests_recent
@@ -51,20 +51,12 @@ ALLOWED_METHODS = "GET, HEAD, OPTIONS"
 # Campaign slugs are at most 80 characters; longer ones are not looked up nor used as cache keys.
 MAX_SLUG_LENGTH = 80
 
-# Entries in the per-process memory; past it the memory is emptied (random slugs cannot fill it).
-MAX_LOCAL_ANSWERS = 1000
-
 # What is cached: (HTTP status, JSON body, max-age in seconds).
 CachedAnswer = tuple[int, bytes, int]
 
-# key -> (time.monotonic() deadline, answer). A plain dict: under the GIL a lookup or an
-# assignment is atomic, and two threads rebuilding the same entry at once is harmless.
-_local_answers: dict[str, tuple[float, CachedAnswer]] = {}
-
-
-def local_answers_clear() -> None:
-    """Forget this process's cached answers (tests call it between cases)."""
-    _local_answers.clear()
+# Forgets this process's cached answers, the API's and the public pages' (tests call it between
+# cases; tests/conftest.py imports it from here).
+local_answers_clear = answer_cache_clear_local
 
 
 def public_api(view: Callable) -> Callable:
@@ -113,21 +105,7 @@ def campaign_count(request: HttpRequest, slug: str) -> HttpResponse:
 
 
 def _cached_answer(*, key: str, build: Callable[[], CachedAnswer]) -> HttpResponse:
-    # When an entry expires, the readers of that instant each rebuild it: a few cheap queries
-    # once a second, simpler than a lock and it cannot leave readers waiting on a dead holder.
-    now = time.monotonic()
-    local = _local_answers.get(key)
-    if local is not None and local[0] > now:
-        answer = local[1]
-    else:
-        answer = cache.get(key)
-        if answer is None:
-            answer = build()
-            cache.set(key, answer, API_CACHE_SECONDS)
-        if len(_local_answers) >= MAX_LOCAL_ANSWERS:
-            _local_answers.clear()
-        _local_answers[key] = (now + API_CACHE_SECONDS, answer)
-    status, body, max_age = answer
+    status, body, max_age = answer_cached(key=key, build=build, seconds=API_CACHE_SECONDS)
     response = HttpResponse(body, status=status, content_type="application/json")
     response["Cache-Control"] = (
         f"public, max-age={max_age}, stale-while-revalidate={max_age * STALE_WHILE_REVALIDATE_INTERVALS}"

@@ -6,6 +6,8 @@ observers read but every POST answers 403.
 """
 
 import json
+from datetime import date
+from functools import cached_property
 from urllib.parse import urlencode
 
 from django.contrib.auth.decorators import login_required
@@ -13,15 +15,22 @@ from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.safestring import mark_safe
-from django.utils.translation import gettext
+from django.utils.translation import get_language, gettext
 from django.views.decorators.gzip import gzip_page
 from django.views.decorators.http import require_GET, require_http_methods
 
 from pledges.access import OrganizerScope, organizer_scope_required
-from pledges.enums import BundleStatus, TerritoryLevel
+from pledges.dashboard_snapshot import (
+    DashboardSnapshot,
+    dashboard_fragment_set,
+    dashboard_page_get,
+    refresh_seconds,
+)
+from pledges.enums import BundleStatus
 from pledges.exports import (
     FORMATS,
     export_content_type,
@@ -32,15 +41,18 @@ from pledges.exports import (
     export_request,
 )
 from pledges.maps import daily_chart_svg, daily_series, department_map_svg
-from pledges.models import Campaign, ExportJob, Release
+from pledges.models import Campaign, ExportJob
 from pledges.selectors_organizer import (
     DEFAULT_SORT,
+    Dashboard,
     audit_entries,
     campaign_dashboard,
     organizer_campaign_list,
     organizer_map_departments,
+    scope_key,
     territory_rows_filter,
     territory_rows_sort,
+    territory_sort_normalize,
 )
 
 AUDIT_PAGE_SIZE = 50
@@ -117,30 +129,66 @@ def _sort_headers(*, sort: str, query: str) -> list[dict]:
     return headers
 
 
-def _releases_in_scope(*, campaign, scope) -> list[Release]:
-    """The campaign's releases a delegate may see: their departments' (escrow bundles start here)."""
-    releases = Release.objects.filter(campaign=campaign).order_by("-released_at")
-    if not scope.national:
-        releases = releases.filter(level=TerritoryLevel.DEPARTMENT, code__in=scope.department_codes)
-    return list(releases)
+class _DailyChart:
+    """The chart and its table fallback, built on first use: a cached page fragment needs neither."""
+
+    def __init__(self, figures: Dashboard):
+        self.figures = figures
+
+    @cached_property
+    def series(self) -> list[tuple[date, int]]:
+        return daily_series(self.figures.daily, today=self.figures.today)
+
+    @cached_property
+    def svg(self) -> str:
+        chart = daily_chart_svg(
+            series=self.series,
+            title=gettext("New signatures per day"),
+            description=gettext(
+                "One bar per day of signing, including signatures withdrawn since. The table below gives the figures."
+            ),
+        )
+        # Built from our own numbers and escaped labels only (pledges.maps).
+        return mark_safe(chart)  # noqa: S308
+
+    @cached_property
+    def days(self) -> list[tuple[date, int]]:
+        """Days with signatures, latest first, at most 60."""
+        return [(day, n) for day, n in reversed(self.series) if n][:60]
 
 
 @require_GET
 @login_required
 def dashboard(request: HttpRequest, slug: str) -> HttpResponse:
     campaign, scope = _campaign_and_scope(request, slug)
-    figures = campaign_dashboard(campaign=campaign, scope=scope)
     query = request.GET.get("q", "")[:100]
-    rows = territory_rows_filter(figures.rows, query=query)
-    rows, sort = territory_rows_sort(rows, sort=request.GET.get("sort", DEFAULT_SORT)[:20])
-    series = daily_series(figures.daily, today=figures.today)
-    chart = daily_chart_svg(
-        series=series,
-        title=gettext("New signatures per day"),
-        description=gettext(
-            "One bar per day of signing, including signatures withdrawn since. The table below gives the figures."
-        ),
+    sort = territory_sort_normalize(request.GET.get("sort", DEFAULT_SORT)[:20])
+    today = timezone.localdate()
+    # The figures' HTML is the same for every organizer with this scope, language, sort and day
+    # until the snapshot changes: cached under those (and the slug, in its links), read with the
+    # snapshot in one round trip. A filtered table (any text) is rendered afresh: it has few
+    # rows, and free text must not fill the cache.
+    fragment_key = (
+        None
+        if query
+        else ":".join(
+            [
+                f"pledges:dashboard:html:{campaign.pk}",
+                campaign.slug,
+                scope_key(scope),
+                get_language(),
+                sort,
+                today.isoformat(),
+            ]
+        )
     )
+    snapshot, html = dashboard_page_get(campaign=campaign, fragment_key=fragment_key)
+    if html is None:
+        html = _dashboard_figures_html(
+            request, campaign=campaign, scope=scope, snapshot=snapshot, query=query, sort=sort, today=today
+        )
+        if fragment_key:
+            dashboard_fragment_set(key=fragment_key, snapshot=snapshot, html=html)
     return render(
         request,
         "organizer/dashboard.html",
@@ -148,17 +196,40 @@ def dashboard(request: HttpRequest, slug: str) -> HttpResponse:
             "campaign": campaign,
             "scope": scope,
             "scope_codes": sorted(scope.department_codes),
+            # Rendered by our own template with autoescaping (_dashboard_figures_html).
+            "figures_html": mark_safe(html),  # noqa: S308
+            "figures_as_of": snapshot.computed_at,
+            "active_tab": "dashboard",
+        },
+    )
+
+
+def _dashboard_figures_html(
+    request: HttpRequest,
+    *,
+    campaign: Campaign,
+    scope: OrganizerScope,
+    snapshot: DashboardSnapshot,
+    query: str,
+    sort: str,
+    today: date,
+) -> str:
+    """The dashboard's figures for the scope: funnel, patients, map, chart, territories, releases."""
+    figures = campaign_dashboard(campaign=campaign, scope=scope, today=today, snapshot=snapshot)
+    rows, sort = territory_rows_sort(territory_rows_filter(figures.rows, query=query), sort=sort)
+    return render_to_string(
+        "organizer/_dashboard_figures.html",
+        {
+            "campaign": campaign,
             "figures": figures,
             "rows": rows,
             "sort": sort,
             "query": query,
             "headers": _sort_headers(sort=sort, query=query),
-            # Built from our own numbers and escaped labels only (pledges.maps).
-            "chart_svg": mark_safe(chart),  # noqa: S308
-            "series": [(day, n) for day, n in reversed(series) if n][:60],
-            "releases": _releases_in_scope(campaign=campaign, scope=scope),
-            "active_tab": "dashboard",
+            "chart": _DailyChart(figures),
+            "refresh_seconds": refresh_seconds(),
         },
+        request=request,
     )
 
 
@@ -235,7 +306,8 @@ def _export_status_payload(job: ExportJob, campaign: Campaign) -> dict:
         "download_url": reverse(
             "pledges:organizer_export_download", kwargs={"slug": campaign.slug, "export_id": job.pk}
         )
-        if job.status == BundleStatus.DONE
+        # An expired or erased export keeps its row but no longer has a file to download.
+        if job.status == BundleStatus.DONE and job.file_name
         else None,
     }
 

@@ -20,7 +20,7 @@ from pledges import services
 from pledges.enums import LIVE_STATUSES, PledgeStatus, TerritoryLevel
 from pledges.forms import AccountDeleteForm, PledgeForm
 from pledges.letters import letter_render_pdf
-from pledges.models import Campaign, Pledge, TerritoryCount
+from pledges.models import Campaign, LetterVersion, Pledge, TerritoryCount
 from pledges.selectors import campaign_get_public, public_count
 
 # Personal data: never kept by a browser cache or a proxy.
@@ -62,13 +62,16 @@ def _department_public_count(*, pledge: Pledge) -> dict:
     return {"pledges": shown, "suppressed": shown is None}
 
 
-def _signing_refusal(campaign: Campaign) -> str | None:
-    """Why this campaign cannot be signed or changed now, in words; None when it can."""
+def _signing_refusal(campaign: Campaign, *, letter_version: LetterVersion | None) -> str | None:
+    """Why this campaign cannot be signed or changed now, in words; None when it can.
+
+    `letter_version`: the campaign's current version, read once per request by the caller.
+    """
     try:
         services.pledge_campaign_check_open(campaign=campaign)
     except ValidationError as error:
         return " ".join(error.messages)
-    if campaign.current_letter_version is None:
+    if letter_version is None:
         return _("This campaign has no letter to sign yet.")
     return None
 
@@ -95,14 +98,15 @@ def pledge_create(request: HttpRequest, slug: str) -> HttpResponse:
     # A double submission (POST) goes on to the neutral page below; only the form page redirects.
     if request.method == "GET" and _live_pledge_or_none(campaign=campaign, user=request.user):
         return redirect("pledges:pledge_mine", slug=campaign.slug)
-    refusal = _signing_refusal(campaign)
+    # Read once: the refusal, the form's consent and the pledge all name this version.
+    letter_version = campaign.current_letter_version
+    refusal = _signing_refusal(campaign, letter_version=letter_version)
     if refusal:
         status = 409 if request.method == "POST" else 200
         return render(
             request, "pledges/pledge_closed.html", {"campaign": campaign, "refusal": refusal}, status=status
         )
 
-    letter_version = campaign.current_letter_version
     form = PledgeForm(_posted(request), campaign=campaign, letter_version=letter_version)
     if request.method == "POST" and form.is_valid():
         if form.honeypot_filled:
@@ -115,6 +119,7 @@ def pledge_create(request: HttpRequest, slug: str) -> HttpResponse:
                 data=form.pledge_data(),
                 ip=client_ip(request),
                 user_agent=request.META.get("HTTP_USER_AGENT", ""),
+                letter_version=letter_version,
             )
         except ValidationError as error:
             form.add_error(None, error)
@@ -161,7 +166,7 @@ def pledge_mine(request: HttpRequest, slug: str) -> HttpResponse:
 def pledge_edit(request: HttpRequest, slug: str) -> HttpResponse:
     campaign = campaign_get_public(slug=slug)
     pledge = _live_pledge_or_404(campaign=campaign, user=request.user)
-    refusal = _signing_refusal(campaign)
+    refusal = _signing_refusal(campaign, letter_version=campaign.current_letter_version)
     if refusal is None and pledge.status != PledgeStatus.ACTIVE:
         refusal = _("This pledge can no longer be changed.")
     if refusal:

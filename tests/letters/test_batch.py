@@ -1,12 +1,14 @@
 """Batched rendering: one layout for many letters, split back into one PDF per signer."""
 
+import logging
+import unicodedata
 from datetime import date
 from types import SimpleNamespace
 
 import pytest
 from django.utils import translation
 
-from pledges.letters_batch import LetterSplitError, letter_page_ranges, letters_render_batch
+from pledges.letters_batch import LetterSplitError, batch_html, letter_page_ranges, letters_render_batch
 from pledges.services import letter_version_create
 from tests.letters.support import one_line, pdf_reader, pdf_text
 
@@ -78,6 +80,64 @@ def test_letters_are_french_a4_tagged_with_embedded_fonts_whatever_the_language(
     assert bool(root["/MarkInfo"]["/Marked"])
     assert "/StructTreeRoot" in root
     assert root["/Lang"] == "fr"
+
+
+def test_the_demo_letter_fits_on_one_a4_page_with_its_legal_basis_and_signature_block(make_pledges):
+    (pledge,) = make_pledges(1)
+    (letter,) = letters_render_batch(pledges=[pledge], today=TODAY)
+
+    assert letter.pages == 1
+    reader = pdf_reader(letter.pdf)
+    assert len(reader.pages) == 1
+    text = one_line(reader.pages[0].extract_text())
+    assert f"Dr {pledge.first_name} {pledge.last_name}" in text and pledge.rpps in text
+    assert "CPAM de l'Ain" in text and "01000 Bourg-en-Bresse" in text
+    assert "Fait à Bourg-en-Bresse, le 2 mars 2026" in text
+    assert "Signature manuscrite" in text
+    assert "Article R.162-54-9" in text
+    assert "1 / 1" in text
+
+
+def test_a_paragraph_keeps_its_line_breaks_and_its_values_are_escaped(campaign, make_pledges):
+    (pledge,) = make_pledges(1, last_name="<b>Durand</b>")
+    pledge.letter_version = letter_version_create(
+        campaign=campaign,
+        title="Lettre",
+        body="Dr {first_name} {last_name}\nN° RPPS : {rpps}\n{practice_address}\n\nCorps de la lettre.",
+    )
+    pledge.save()
+
+    html = batch_html(pledges=[pledge], today=TODAY)
+    (letter,) = letters_render_batch(pledges=[pledge], today=TODAY)
+
+    assert "&lt;b&gt;Durand&lt;/b&gt;" in html and "<b>Durand" not in html
+    lines = [line.strip() for line in pdf_text(letter.pdf).splitlines()]
+    name_line = lines.index(f"Dr {pledge.first_name} <b>Durand</b>")
+    assert lines[name_line + 1] == f"N° RPPS : {pledge.rpps}"
+    assert lines[name_line + 2] == pledge.practice_address
+
+
+@pytest.mark.parametrize(
+    "last_name",
+    [
+        "Nguyễn Thị",
+        "Żółć-Łukasiewicz",
+        "Þórðarson Ørsted",
+        "Παπαδόπουλος",
+        "Иванова",
+        "Ţăranu Şerban",
+        "N\u2019Diaye « Æ Œ »",
+    ],
+)
+def test_names_in_the_scripts_the_letter_fonts_cover_print_without_a_missing_glyph(
+    make_pledges, caplog, last_name
+):
+    (pledge,) = make_pledges(1, last_name=last_name)
+    with caplog.at_level(logging.WARNING, logger="weasyprint"):
+        (letter,) = letters_render_batch(pledges=[pledge], today=TODAY)
+
+    assert not [record for record in caplog.records if ".notdef" in record.getMessage()]
+    assert unicodedata.normalize("NFC", last_name) in unicodedata.normalize("NFC", pdf_text(letter.pdf))
 
 
 def _document(*anchor_lists):

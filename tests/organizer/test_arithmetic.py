@@ -20,6 +20,7 @@ TODAY = date(2026, 3, 10)
         (1, 1, TODAY + timedelta(days=14)),
         (700, 7, TODAY + timedelta(days=1400)),
         (10**9, 1, None),  # past the calendar: no date rather than an overflow (and a 500)
+        (10**400, 1, None),  # too large for a float too
     ],
 )
 def test_projection_date_at_the_pace_of_the_last_14_days(missing, recent, expected):

@@ -1,11 +1,16 @@
-"""Exports: scope, columns, formula neutralisation (CSV and XLSX), the task and its progress, audit."""
+"""Exports: scope, columns, formula neutralisation (CSV and XLSX), the task and its progress, audit,
+retention and erasure."""
 
 import csv
 import io
+import os
+from datetime import timedelta
 from unittest import mock
 
 import pytest
+from django.db import transaction
 from django.urls import reverse
+from django.utils import timezone
 from openpyxl import load_workbook
 
 from deconv.csvsafe import csv_safe
@@ -13,11 +18,12 @@ from deconv.models import AuditEntry
 from pledges import exports
 from pledges.access import OrganizerScope
 from pledges.enums import BundleStatus
-from pledges.exports import export_build, export_request
+from pledges.exports import export_build, export_request, exports_forget_signer, exports_purge_expired
 from pledges.models import ExportJob
 from pledges.tasks import export_build_task
 from tests.organizer.conftest import LEAKY_NAME
 from tests.organizer.factories import PledgeFactory
+from tests.pledges.factories import CampaignFactory, LetterVersionFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -219,3 +225,112 @@ def test_the_progress_page_status_and_download(client, campaign, pledges, delega
     assert body.count("\n") == 8
     assert LEAKY_NAME not in body
     assert AuditEntry.objects.filter(action="pledges.export_download", object_id=str(job.pk)).count() == 1
+
+
+# --- Retention and erasure ----------------------------------------------------------------------
+
+
+def test_the_retention_is_72_hours_unless_configured(settings):
+    if hasattr(settings, "EXPORT_RETENTION_HOURS"):
+        del settings.EXPORT_RETENTION_HOURS
+    assert exports.export_retention() == timedelta(hours=72)
+    settings.EXPORT_RETENTION_HOURS = 5
+    assert exports.export_retention() == timedelta(hours=5)
+
+
+def test_export_files_past_their_retention_are_deleted_and_the_pages_say_so(
+    client, campaign, pledges, delegate_69, settings
+):
+    settings.EXPORT_RETENTION_HOURS = 2
+    job = build(campaign, delegate_69, scope=scope_of("69"))
+    path = exports.export_path(job)
+    kwargs = {"slug": campaign.slug, "export_id": job.pk}
+
+    assert exports_purge_expired(now=timezone.now() + timedelta(hours=1)) == 0
+    assert path.is_file()
+
+    assert exports_purge_expired(now=timezone.now() + timedelta(hours=3)) == 1
+    job.refresh_from_db()
+    assert not path.exists()
+    assert (job.status, job.file_name, job.progress_total) == ("done", "", 7)
+    client.force_login(delegate_69)
+    page = client.get(reverse("pledges:organizer_export_detail", kwargs=kwargs)).content.decode()
+    assert "Ce fichier a été supprimé." in page
+    assert "data-progress-url" not in page and "Download the file" not in page
+    listing = client.get(
+        reverse("pledges:organizer_exports", kwargs={"slug": campaign.slug})
+    ).content.decode()
+    assert reverse("pledges:organizer_export_download", kwargs=kwargs) not in listing
+    assert client.get(reverse("pledges:organizer_export_download", kwargs=kwargs)).status_code == 404
+    assert AuditEntry.objects.filter(action="pledges.export_request", object_id=str(job.pk)).exists()
+
+
+def test_the_purge_deletes_what_dead_runs_left_but_not_a_file_being_written(settings, campaign, delegate_69):
+    settings.EXPORT_RETENTION_HOURS = 2
+    folder = exports.exports_dir()
+    folder.mkdir(parents=True)
+    old = folder / ".export-41.part"
+    old.write_text(LEAKY_NAME)
+    writing = folder / ".export-42.part"
+    writing.write_text(LEAKY_NAME)
+    three_hours_ago = (timezone.now() - timedelta(hours=3)).timestamp()
+    os.utime(old, (three_hours_ago, three_hours_ago))
+
+    assert exports_purge_expired() == 1
+    assert not old.exists() and writing.exists()
+
+
+def _exports_of(campaign, user, count=2):
+    return [build(campaign, user, scope=scope_of(national=True)) for _ in range(count)]
+
+
+def test_erasing_a_signer_deletes_every_export_of_their_campaigns_when_the_erasure_commits(
+    campaign, pledges, national, django_capture_on_commit_callbacks
+):
+    other_campaign = CampaignFactory(slug="autre")
+    LetterVersionFactory(campaign=other_campaign)
+    PledgeFactory(campaign=other_campaign, department="69")
+    named = _exports_of(campaign, national)
+    kept = _exports_of(other_campaign, national, count=1)
+    with mock.patch.object(export_build_task, "delay"):
+        waiting = export_request(campaign=campaign, scope=scope_of("69"), user=national, file_format="csv")
+    paths = [exports.export_path(job) for job in named]
+
+    with django_capture_on_commit_callbacks(execute=False) as callbacks, transaction.atomic():
+        assert exports_forget_signer(campaign_ids=[campaign.pk]) == 2
+    assert all(path.exists() for path in paths), "nothing leaves the disk before the commit"
+    for callback in callbacks:
+        callback()
+
+    assert not any(path.exists() for path in paths)
+    assert [job.file_name for job in ExportJob.objects.filter(pk__in=[job.pk for job in named])] == ["", ""]
+    assert exports.export_path(ExportJob.objects.get(pk=kept[0].pk)).is_file()
+    waiting.refresh_from_db()
+    assert waiting.status == BundleStatus.QUEUED, "an export not started reads the data after the erasure"
+
+
+def test_an_export_being_written_when_a_signer_is_erased_is_failed_and_its_file_deleted(
+    client, campaign, pledges, delegate_69, monkeypatch, django_capture_on_commit_callbacks
+):
+    original = exports._write_csv
+
+    def erasure_meanwhile(**kwargs):
+        written = original(**kwargs)
+        exports_forget_signer(campaign_ids=[campaign.pk])
+        return written
+
+    monkeypatch.setattr(exports, "_write_csv", erasure_meanwhile)
+    with mock.patch.object(export_build_task, "delay"):
+        job = export_request(campaign=campaign, scope=scope_of("69"), user=delegate_69, file_format="csv")
+
+    with django_capture_on_commit_callbacks(execute=True):
+        assert export_build(export_id=job.pk) == BundleStatus.FAILED
+
+    job.refresh_from_db()
+    assert (job.status, job.error, job.file_name) == ("failed", exports.SIGNER_ERASED, "")
+    assert not any(exports.exports_dir().iterdir())
+    client.force_login(delegate_69)
+    page = client.get(
+        reverse("pledges:organizer_export_detail", kwargs={"slug": campaign.slug, "export_id": job.pk})
+    ).content.decode()
+    assert "un signataire qu'il aurait contenu a supprimé son compte" in page

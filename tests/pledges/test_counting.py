@@ -17,7 +17,7 @@ from deconv.celery import BEAT_SCHEDULE, app
 from pledges.counting import Drift, counts_reconcile, counts_update
 from pledges.enums import PledgeEventKind, PledgeStatus
 from pledges.events import pledge_event_record
-from pledges.models import CounterState, Pledge, TerritoryCount
+from pledges.models import CounterState, Pledge, PledgeEvent, TerritoryCount
 from pledges.tasks import counts_tick
 from territories.models import Department, Region
 from tests.pledges.factories import CampaignFactory, LetterVersionFactory
@@ -418,3 +418,45 @@ def test_an_event_committed_after_its_window_was_counted_is_repaired_by_reconcil
     assert counts_update().events == 0
     assert counts_reconcile() == []
     assert published(campaign)[("nation", "FR")] == 1
+
+
+def plan_rows(node: dict, relation: str) -> int:
+    """Rows an EXPLAIN (ANALYZE, FORMAT JSON) plan read from `relation`, over all its loops."""
+    own = node["Actual Rows"] * node["Actual Loops"] if node.get("Relation Name") == relation else 0
+    return own + sum(plan_rows(child, relation) for child in node.get("Plans", []))
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_counts_update_reads_territory_codes_per_department_not_per_event(departments, campaign_with_letter):
+    # Statistics taken before the window: the planner expects about one event in it (the
+    # window lies beyond the analysed histogram), the case where looking codes up per event wins.
+    campaign = campaign_with_letter
+    counter_settings(lag_seconds=0)
+    day_ago = timezone.now() - timedelta(days=1)
+    PledgeEvent.objects.bulk_create(
+        PledgeEvent(
+            campaign=campaign,
+            department=departments["01"],
+            kind=PledgeEventKind.PLEDGED,
+            delta=1,
+            occurred_at=day_ago + timedelta(seconds=index),
+        )
+        for index in range(300)
+    )
+    assert counts_update().events == 300
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE pledges_pledgeevent")
+    PledgeEvent.objects.bulk_create(
+        PledgeEvent(campaign=campaign, department=department, kind=PledgeEventKind.PLEDGED, delta=1)
+        for department in list(departments.values()) * 200
+    )
+    with CaptureQueriesContext(connection) as queries:
+        assert counts_update().events == 600
+    (window_sql,) = [q["sql"] for q in queries.captured_queries if "SUM(" in q["sql"].upper()]
+    with connection.cursor() as cursor:
+        cursor.execute("EXPLAIN (ANALYZE, FORMAT JSON) " + window_sql)
+        plan = cursor.fetchone()[0][0]["Plan"]
+
+    assert plan_rows(plan, "pledges_pledgeevent") == 600
+    assert plan_rows(plan, "territories_department") <= len(departments)

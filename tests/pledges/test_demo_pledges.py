@@ -13,7 +13,7 @@ from django.utils import timezone
 from pledges import demo_data
 from pledges.enums import PledgeEventKind, PledgeSource, PledgeStatus, ReferencePopulationKind, Specialty
 from pledges.models import Pledge, PledgeEvent, RppsClaim, TerritoryCount
-from pledges.rpps import rpps_is_valid
+from pledges.rpps import luhn_check_digit, rpps_is_valid
 from territories.models import ReferencePopulation
 from territories.postal import postal_code_matches_department
 from tests.pledges.factories import CampaignFactory, LetterVersionFactory
@@ -184,6 +184,13 @@ def test_demo_rpps_are_valid_and_sequential():
     assert all(rpps_is_valid(number) and len(number) == 11 for number in numbers)
     with pytest.raises(ValueError):
         demo_data.demo_rpps(10_000_000)
+
+
+def test_demo_check_digit_equals_the_rpps_module():
+    bodies = [f"109{serial:07d}" for serial in (*range(0, 2000), 4_999_999, 9_999_999)]
+    bodies += ["0", "7992739871", "12345678901234"]
+
+    assert [demo_data._luhn_digit(body) for body in bodies] == [luhn_check_digit(body) for body in bodies]
 
 
 def test_demo_emails_are_ascii_and_undeliverable():

@@ -7,12 +7,13 @@ from datetime import timedelta
 import pytest
 import time_machine
 from django.core.exceptions import ValidationError
-from django.db import connection
+from django.db import OperationalError, connection, transaction
 from django.urls import reverse
 from django.utils import timezone
 
-from deconv.models import AuditEntry
-from pledges import services
+from deconv.models import AuditEntry, OutgoingEmail
+from deconv.outbox import outbox_send
+from pledges import notifications, rounds, services
 from pledges.conditions import territory_explain
 from pledges.counting import counts_update
 from pledges.enums import PledgeEventKind, PledgeStatus, RoundOutcome, TerritoryStatus
@@ -71,6 +72,12 @@ def after_end(round):
     return time_machine.travel(round.ends_at + timedelta(minutes=1), tick=False)
 
 
+def sent_as_the_worker_does(rows: list[OutgoingEmail]) -> list[OutgoingEmail]:
+    """Send outbox rows (the test mail backend keeps them) and read them back, rendered."""
+    assert outbox_send(ids=[row.pk for row in rows]).sent == len(rows)
+    return [OutgoingEmail.objects.get(pk=row.pk) for row in rows]
+
+
 # --- Crossing -------------------------------------------------------------------------------------
 
 
@@ -104,7 +111,10 @@ def test_a_crossing_opens_a_round_and_asks_every_active_signer_who_can_be_emaile
     assert round.ends_at - round.opened_at == timedelta(days=14)
     assert round.outcome == RoundOutcome.OPEN
     assert dedupe_keys("round_opened") == {f"round-opened:{round.pk}:{pledge.pk}" for pledge in pledges[:5]}
-    [first] = [email for email in emails("round_opened") if email.recipient == pledges[0].user.email]
+    [queued] = [email for email in emails("round_opened") if email.recipient == pledges[0].user.email]
+    # Queued unrendered: the worker renders it when it sends it.
+    assert (queued.subject, queued.body_text) == ("", "")
+    [first] = sent_as_the_worker_does([queued])
     # The email's link names this round and this signer (its token is dated: compared by content).
     prefix = f"/campaigns/{campaign.slug}/round/"
     token = first.body_text.split(prefix, 1)[1].split("/", 1)[0]
@@ -614,6 +624,170 @@ def test_a_physician_who_signs_during_the_round_is_asked_too(geo):
     [invitation] = [email for email in emails("round_opened") if email.recipient == user.email]
     assert invitation.dedupe_key == f"round-opened:{round.pk}:{result.pledge.pk}"
     round_respond(round=round, pledge=result.pledge, answer=CONFIRMED)
+
+
+def _late_signer_data(department) -> dict:
+    return {
+        "rpps": "12345678903",
+        "last_name": "Durand",
+        "first_name": "Paul",
+        "specialty": "general_practice",
+        "practice_mode": "liberal",
+        "sector": "1",
+        "department": department,
+        "practice_address": "2 place Carriat",
+        "postal_code": "01000",
+        "city": "Bourg-en-Bresse",
+        "caisse": None,
+        "patient_list_size": None,
+    }
+
+
+def _sign_while_the_round_opens(*, campaign, department, signer_first: bool, monkeypatch) -> Pledge:
+    """A signer and the opening of Ain's round in two transactions that overlap; returns the pledge.
+
+    signer_first: the signer has looked for an open round (none yet) and waits up to a second
+    before committing while the round opens. Otherwise the opening has started its fan-out and
+    waits half a second while the signer comes in.
+    """
+    user = UserFactory()
+    signer_looked, opening_started, opening_done = threading.Event(), threading.Event(), threading.Event()
+    results, errors = [], []
+    real_invite, real_round_opened = services.round_invite_new_signer, notifications.round_opened
+    opener = []
+
+    def invite_then_wait(*, pledge):
+        invited = real_invite(pledge=pledge)
+        signer_looked.set()
+        opening_done.wait(timeout=1)  # with the lock, the opening waits for this commit instead
+        return invited
+
+    def round_opened_slowly(*, round, pledges):
+        if threading.get_ident() in opener:
+            opening_started.set()
+            time.sleep(0.5)
+        return real_round_opened(round=round, pledges=pledges)
+
+    monkeypatch.setattr(services, "round_invite_new_signer", invite_then_wait)
+    monkeypatch.setattr(notifications, "round_opened", round_opened_slowly)
+
+    def sign_late():
+        try:
+            if not signer_first:
+                opening_started.wait(timeout=10)
+            results.append(
+                services.pledge_create(
+                    campaign=campaign,
+                    user=user,
+                    data=_late_signer_data(department),
+                    ip=None,
+                    user_agent="race",
+                )
+            )
+        except Exception as error:  # pragma: no cover - reported below
+            errors.append(error)
+        finally:
+            signer_looked.set()
+            connection.close()
+
+    def open_round():
+        opener.append(threading.get_ident())
+        try:
+            if signer_first:
+                signer_looked.wait(timeout=10)
+            results.append(conditions_evaluate(force=True))
+        except Exception as error:  # pragma: no cover - reported below
+            errors.append(error)
+        finally:
+            opening_done.set()
+            opening_started.set()
+            connection.close()
+
+    threads = [threading.Thread(target=sign_late), threading.Thread(target=open_round)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert errors == []
+    return Pledge.objects.get(user=user)
+
+
+def _invitations_of(pledge) -> list[str]:
+    return [
+        email.dedupe_key for email in emails("round_opened") if email.dedupe_key.endswith(f":{pledge.pk}")
+    ]
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("signer_first", [True, False], ids=["signer-first", "opening-first"])
+def test_a_signer_committing_while_the_round_opens_is_invited_exactly_once(geo, monkeypatch, signer_first):
+    campaign = campaign_with_letter()
+    rule(campaign, "department", count=5)
+    sign(campaign, geo["01"], 5)
+    count()
+
+    pledge = _sign_while_the_round_opens(
+        campaign=campaign, department=geo["01"], signer_first=signer_first, monkeypatch=monkeypatch
+    )
+
+    round = ConfirmationRound.objects.get()
+    assert _invitations_of(pledge) == [f"round-opened:{round.pk}:{pledge.pk}"]
+    assert len(emails("round_opened")) == 6
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_control_without_the_invitation_lock_a_signer_committing_while_the_round_opens_is_never_invited(
+    geo, monkeypatch
+):
+    """The race the lock closes: each transaction reads before the other commits."""
+    monkeypatch.setattr(rounds, "round_invitation_lock", lambda **kwargs: None)
+    campaign = campaign_with_letter()
+    rule(campaign, "department", count=5)
+    sign(campaign, geo["01"], 5)
+    count()
+
+    pledge = _sign_while_the_round_opens(
+        campaign=campaign, department=geo["01"], signer_first=True, monkeypatch=monkeypatch
+    )
+
+    assert ConfirmationRound.objects.count() == 1
+    assert _invitations_of(pledge) == []
+    assert len(emails("round_opened")) == 5
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_signers_share_the_invitation_lock_and_only_a_round_opening_waits_for_it():
+    holding, release = threading.Event(), threading.Event()
+
+    def hold_shared():
+        with transaction.atomic():
+            rounds.round_invitation_lock(campaign_id=1, level="department", code="01", shared=True)
+            holding.set()
+            release.wait(timeout=10)
+        connection.close()
+
+    holder = threading.Thread(target=hold_shared)
+    holder.start()
+    try:
+        assert holding.wait(timeout=10)
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute("SET LOCAL lock_timeout = '200ms'")
+            # Another signer of the territory does not wait.
+            rounds.round_invitation_lock(campaign_id=1, level="department", code="01", shared=True)
+        with pytest.raises(OperationalError), transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute("SET LOCAL lock_timeout = '200ms'")
+            # The opening of its round does.
+            rounds.round_invitation_lock(campaign_id=1, level="department", code="01", shared=False)
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute("SET LOCAL lock_timeout = '200ms'")
+            # Nor does the opening of another territory's round.
+            rounds.round_invitation_lock(campaign_id=1, level="department", code="03", shared=False)
+    finally:
+        release.set()
+        holder.join(timeout=10)
 
 
 @pytest.mark.django_db

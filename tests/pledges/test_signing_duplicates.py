@@ -245,7 +245,7 @@ def test_unique_constraints_settle_the_race_when_every_precheck_passes(
     def check_passing_first_time(**kwargs):
         if not getattr(seen, "done", False):
             seen.done = True
-            return False, None
+            return services._Holders(conflict=False, owner_id=None, claimed=False)
         integrity_paths.append(True)  # second call: the IntegrityError handler
         return real_check(**kwargs)
 

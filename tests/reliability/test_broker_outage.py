@@ -108,7 +108,10 @@ def test_pledges_signed_while_redis_is_down_are_kept_and_mailed_and_counted_once
     assert durable == SIGNERS_DURING_OUTAGE
     assert events == SIGNERS_DURING_OUTAGE
     assert queued == SIGNERS_DURING_OUTAGE
-    assert repairs["dispatched"] == SIGNERS_DURING_OUTAGE
+    # Who hands the rows to the broker once it is back varies: the web process's gathered
+    # dispatch (deconv.outbox) retries its connection and may get some through, the repairs
+    # dispatch the rest. What matters is below: every email delivered, exactly once.
+    assert repairs["dispatched"] <= SIGNERS_DURING_OUTAGE
     assert delivered, sink.recipients
     assert sorted(sink.recipients) == sorted(user.email for user in signers)
     assert sink.duplicates() == {}

@@ -150,11 +150,6 @@ def test_account_erasure_deletes_the_signers_letter_file(erased_world, django_ca
 
 
 @pytest.mark.postgres
-@pytest.mark.xfail(
-    strict=True,
-    reason="every organizer export built before an erasure still names the erased signer: "
-    "pledges.exports keeps export files with no retention period",
-)
 def test_account_erasure_leaves_the_signer_in_no_file(
     erased_world, figures, django_capture_on_commit_callbacks
 ):

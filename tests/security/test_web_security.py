@@ -121,6 +121,9 @@ CSRF_EXEMPT = {
     "campaigns/<slug:slug>/open-data.csv": 405,
     "campaigns/<slug:slug>/open-data.json": 405,
     "campaigns/<slug:slug>/map.svg": 405,
+    # The language switch only sets the language cookie (deconv.views_language): without a
+    # token, public pages carry nothing per visitor and are cached whole.
+    "i18n/setlang/": 302,
     "api/v1/openapi.json": 405,
 }
 
