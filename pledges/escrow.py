@@ -44,7 +44,7 @@ from django.utils import timezone
 
 from deconv.csvsafe import csv_safe
 from pledges.enums import BundleStatus, PledgeStatus
-from pledges.jobs import ESCROW, job_claim
+from pledges.jobs import ESCROW, job_claim, job_files_forget
 from pledges.letters_pipeline import letter_path
 from pledges.models import EscrowBundle, Letter, Release
 
@@ -233,44 +233,17 @@ def escrow_bundles_forget_signer(*, release_ids: Iterable[int]) -> int:
     """A signer of these releases was erased (or withdrew): no bundle may keep their letter.
 
     Returns how many files are deleted. Call it in the erasure's transaction, with the releases
-    of the signer's pledges (Pledge.release_id). In that transaction:
-    1. Lock the releases' unfinished bundles (FOR UPDATE): a worker claiming a queued one waits
-       for the erasure to commit, then reads the letters without the signer's.
-    2. Fail the running ones: they may have copied the letter already. Their worker's final
-       UPDATE (fenced on running) then finds nothing and deletes the ZIP it wrote.
-    3. Clear the file_name of the finished ones; their files are deleted once the erasure commits.
+    of the signer's pledges (Pledge.release_id): pledges.jobs.job_files_forget says how queued,
+    running and finished bundles are treated.
     """
     release_ids = [release_id for release_id in release_ids if release_id is not None]
     if not release_ids:
         return 0
-    bundles = EscrowBundle.objects.filter(release_id__in=release_ids)
-    with transaction.atomic():
-        unfinished = list(
-            bundles.select_for_update()
-            .filter(status__in=[BundleStatus.QUEUED, BundleStatus.RUNNING])
-            .values_list("pk", "status")
-        )
-        running = [pk for pk, status in unfinished if status == BundleStatus.RUNNING]
-        if running:
-            EscrowBundle.objects.filter(pk__in=running, status=BundleStatus.RUNNING).update(
-                status=BundleStatus.FAILED, error=SIGNER_ERASED, finished_at=timezone.now()
-            )
-        finished = list(
-            bundles.select_for_update()
-            .filter(status=BundleStatus.DONE)
-            .exclude(file_name="")
-            .values_list("pk", "file_name")
-        )
-        EscrowBundle.objects.filter(pk__in=[pk for pk, _name in finished]).update(file_name="")
-        paths = [escrow_root() / file_name for _pk, file_name in finished]
-
-        def unlink() -> None:
-            for path in paths:
-                path.unlink(missing_ok=True)
-
-        transaction.on_commit(unlink)
-    if paths or running:
-        logger.info(
-            "escrow: %d bundles deleted and %d builds stopped after an erasure", len(paths), len(running)
-        )
-    return len(paths)
+    deleted, stopped = job_files_forget(
+        jobs=EscrowBundle.objects.filter(release_id__in=release_ids),
+        directory=escrow_root(),
+        error=SIGNER_ERASED,
+    )
+    if deleted or stopped:
+        logger.info("escrow: %d bundles deleted and %d builds stopped after an erasure", deleted, stopped)
+    return deleted

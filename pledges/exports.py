@@ -45,7 +45,7 @@ from pledges.enums import (
     Specialty,
     VerificationStatus,
 )
-from pledges.jobs import EXPORT, job_claim
+from pledges.jobs import EXPORT, job_claim, job_files_forget
 from pledges.models import Campaign, ExportJob, Pledge
 
 logger = logging.getLogger(__name__)
@@ -372,47 +372,17 @@ def exports_purge_expired(*, now=None) -> int:
 def exports_forget_signer(*, campaign_ids: Iterable[int]) -> int:
     """An account is erased: no export of its campaigns may keep naming it; returns files deleted.
 
-    Call it in the erasure's transaction. In that transaction:
-    1. Lock the campaigns' unfinished exports (FOR UPDATE): a worker claiming a queued one waits
-       for the erasure to commit, then reads the pledges without the signer.
-    2. Fail the running ones: they may have read the signer's row already. Their worker's final
-       UPDATE (fenced on running) then finds nothing and deletes the file it wrote.
-    3. Clear the file_name of the finished ones; their files are deleted once the erasure commits
-       (a rollback keeps them, as it keeps the account).
+    Call it in the erasure's transaction: pledges.jobs.job_files_forget says how queued,
+    running and finished exports are treated.
     """
     campaign_ids = list(campaign_ids)
     if not campaign_ids:
         return 0
-    exports = ExportJob.objects.filter(campaign_id__in=campaign_ids)
-    with transaction.atomic():
-        unfinished = list(
-            exports.select_for_update()
-            .filter(status__in=[BundleStatus.QUEUED, BundleStatus.RUNNING])
-            .values_list("pk", "status")
-        )
-        running = [pk for pk, status in unfinished if status == BundleStatus.RUNNING]
-        if running:
-            ExportJob.objects.filter(pk__in=running, status=BundleStatus.RUNNING).update(
-                status=BundleStatus.FAILED,
-                error=SIGNER_ERASED,
-                finished_at=timezone.now(),
-            )
-        finished = list(
-            exports.select_for_update()
-            .filter(status=BundleStatus.DONE)
-            .exclude(file_name="")
-            .values_list("pk", "file_name")
-        )
-        ExportJob.objects.filter(pk__in=[pk for pk, _name in finished]).update(file_name="")
-        paths = [exports_dir() / file_name for _pk, file_name in finished]
-
-        def unlink() -> None:
-            for path in paths:
-                path.unlink(missing_ok=True)
-
-        transaction.on_commit(unlink)
-    if paths or running:
-        logger.info(
-            "exports: %d files deleted and %d runs stopped after an erasure", len(paths), len(running)
-        )
-    return len(paths)
+    deleted, stopped = job_files_forget(
+        jobs=ExportJob.objects.filter(campaign_id__in=campaign_ids),
+        directory=exports_dir(),
+        error=SIGNER_ERASED,
+    )
+    if deleted or stopped:
+        logger.info("exports: %d files deleted and %d runs stopped after an erasure", deleted, stopped)
+    return deleted

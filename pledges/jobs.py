@@ -35,9 +35,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 
 from django.core.cache import cache
-from django.db import DatabaseError, connection, models
+from django.db import DatabaseError, connection, models, transaction
 from django.utils import timezone
 from django.utils.module_loading import import_string
 from django.utils.translation import gettext
@@ -294,3 +295,42 @@ def jobs_recover(*, now=None) -> dict[str, int]:
             dispatched[kind.name] += 1
             logger.info("jobs: %s %s dispatched again", kind.name, job_id)
     return dispatched
+
+
+def job_files_forget(*, jobs: models.QuerySet, directory: Path, error: str) -> tuple[int, int]:
+    """A signer these jobs' files may name was erased: (files deleted, runs stopped).
+
+    For exports and escrow bundles alike; call it in the erasure's transaction. In it:
+    1. Lock the unfinished jobs (FOR UPDATE): a worker claiming a queued one waits for the
+       erasure to commit, then reads the data without the signer.
+    2. Fail the running ones with `error`: they may have read the signer already. Their worker's
+       final UPDATE (fenced on running) then finds nothing and deletes the file it wrote.
+    3. Clear the file_name of the finished ones; their files are deleted once the erasure commits
+       (a rollback keeps them, as it keeps the account).
+    """
+    with transaction.atomic():
+        unfinished = list(
+            jobs.select_for_update()
+            .filter(status__in=[BundleStatus.QUEUED, BundleStatus.RUNNING])
+            .values_list("pk", "status")
+        )
+        running = [pk for pk, status in unfinished if status == BundleStatus.RUNNING]
+        if running:
+            jobs.model.objects.filter(pk__in=running, status=BundleStatus.RUNNING).update(
+                status=BundleStatus.FAILED, error=error, finished_at=timezone.now()
+            )
+        finished = list(
+            jobs.select_for_update()
+            .filter(status=BundleStatus.DONE)
+            .exclude(file_name="")
+            .values_list("pk", "file_name")
+        )
+        jobs.model.objects.filter(pk__in=[pk for pk, _name in finished]).update(file_name="")
+        paths = [directory / file_name for _pk, file_name in finished]
+
+        def unlink() -> None:
+            for path in paths:
+                path.unlink(missing_ok=True)
+
+        transaction.on_commit(unlink)
+    return len(paths), len(running)
