@@ -13,6 +13,7 @@ from django.utils.translation import gettext_lazy as _
 
 from deconv.forms import HoneypotMixin
 from pledges.enums import ConventionSector, PracticeMode, Specialty
+from pledges.letter_fonts import characters_letters_cannot_print
 from pledges.models import Campaign, LetterVersion, Pledge
 from pledges.rpps import RPPS_LENGTH, rpps_is_valid, rpps_normalize
 from territories.cache import ReferenceData, reference_data
@@ -43,6 +44,16 @@ def _clean_text(value: str, *, field_label, require_letter: bool) -> str:
             _("%(field)s contains invisible or control characters: please type it again."),
             code="control_characters",
             params={"field": field_label},
+        )
+    unprintable = characters_letters_cannot_print(value)
+    if unprintable:
+        raise forms.ValidationError(
+            _(
+                "%(field)s contains characters your letter cannot print (%(characters)s): please "
+                "write them in Latin letters, as on your professional documents."
+            ),
+            code="unprintable_characters",
+            params={"field": field_label, "characters": " ".join(unprintable)},
         )
     if require_letter and not any(char.isalpha() for char in value):
         raise forms.ValidationError(

@@ -333,6 +333,12 @@ def test_html_in_names_is_stored_as_typed_and_shown_escaped(signer_client, signe
             "Last name contains invisible or control characters: please type it again.",
         ),
         ("first_name", "123 -'", "First name must contain at least one letter."),
+        (
+            "last_name",
+            "王小明",
+            "Last name contains characters your letter cannot print (王 小 明): please write them in "
+            "Latin letters, as on your professional documents.",
+        ),
         ("patient_list_size", "10001", "Ensure this value is less than or equal to 10000."),
         ("patient_list_size", "-1", "Ensure this value is greater than or equal to 0."),
         (
