@@ -262,8 +262,21 @@ def _rule_snapshots(*, campaign: Campaign) -> dict[int, dict]:
     }
 
 
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Rows the site writes (letter versions, counts, rounds, crossings, the audit log): read here, never edited."""
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
 @admin.register(LetterVersion)
-class LetterVersionAdmin(admin.ModelAdmin):
+class LetterVersionAdmin(ReadOnlyAdmin):
     """View only: a new version is made by editing the campaign's letter text."""
 
     list_display = ("campaign", "number", "title", "created_at", "created_by")
@@ -281,15 +294,6 @@ class LetterVersionAdmin(admin.ModelAdmin):
         "content_sha256",
     )
     readonly_fields = fields
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(CounterState)
@@ -345,7 +349,7 @@ class CounterStateAdmin(admin.ModelAdmin):
 
 
 @admin.register(TerritoryCount)
-class TerritoryCountAdmin(admin.ModelAdmin):
+class TerritoryCountAdmin(ReadOnlyAdmin):
     """View only: counts are written by the counting job and repaired by the reconciliation."""
 
     list_display = ("campaign", "level", "code", "pledges", "updated_at")
@@ -355,15 +359,6 @@ class TerritoryCountAdmin(admin.ModelAdmin):
     ordering = ("campaign", "level", "code")
     fields = list_display
     readonly_fields = fields
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 # --- Organizer roles and the audit log ---------------------------------------------------------
@@ -417,7 +412,7 @@ class OrganizerRoleAdmin(admin.ModelAdmin):
 if not admin.site.is_registered(AuditEntry):
 
     @admin.register(AuditEntry)
-    class AuditEntryAdmin(admin.ModelAdmin):
+    class AuditEntryAdmin(ReadOnlyAdmin):
         """Read-only: the audit log is written by the site, never edited."""
 
         list_display = (
@@ -444,28 +439,6 @@ if not admin.site.is_registered(AuditEntry):
             "details",
         )
         readonly_fields = fields
-
-        def has_add_permission(self, request):
-            return False
-
-        def has_change_permission(self, request, obj=None):
-            return False
-
-        def has_delete_permission(self, request, obj=None):
-            return False
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """Rows written by pledges.rounds and pledges.lifecycle only: organizers read them here."""
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(TerritoryState)

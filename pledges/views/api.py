@@ -27,7 +27,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
 
-from deconv.answer_cache import answer_cache_clear_local, answer_cached
+from deconv.answer_cache import answer_cached
 from pledges.counting import NATION_CODE
 from pledges.enums import TerritoryLevel
 from pledges.ledger import counts_normal, ledger_digest_latest, ledger_digests_recent
@@ -53,10 +53,6 @@ MAX_SLUG_LENGTH = 80
 
 # What is cached: (HTTP status, JSON body, max-age in seconds).
 CachedAnswer = tuple[int, bytes, int]
-
-# Forgets this process's cached answers, the API's and the public pages' (tests call it between
-# cases; tests/conftest.py imports it from here).
-local_answers_clear = answer_cache_clear_local
 
 
 def public_api(view: Callable) -> Callable:

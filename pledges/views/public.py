@@ -34,9 +34,8 @@ from pledges.selectors import (
     campaign_public_counts,
 )
 from pledges.templatetags.pledge_conditions import conditions_table
+from pledges.views.api import MAX_SLUG_LENGTH
 
-# Campaign slugs are at most 80 characters; longer ones are not looked up nor used as cache keys.
-MAX_SLUG_LENGTH = 80
 SHARED_METHODS = ("GET", "HEAD")
 
 # What a shared page keeps: (HTTP status, HTML). A 404 is kept too, with an empty body: unknown

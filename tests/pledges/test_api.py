@@ -8,9 +8,9 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 
+from deconv.answer_cache import answer_cache_clear_local
 from pledges.enums import CampaignStatus
 from pledges.models import CounterState, TerritoryCount
-from pledges.views.api import local_answers_clear
 from territories.models import Department, Region
 from tests.pledges.factories import CampaignFactory
 
@@ -22,9 +22,9 @@ UPDATED = datetime(2024, 3, 13, 9, 30, 15, tzinfo=UTC)
 @pytest.fixture(autouse=True)
 def _fresh_process_cache():
     # The API keeps answers in process memory for a second; tests must not see each other's.
-    local_answers_clear()
+    answer_cache_clear_local()
     yield
-    local_answers_clear()
+    answer_cache_clear_local()
 
 
 @pytest.fixture
@@ -229,7 +229,7 @@ def test_another_process_is_served_from_the_shared_cache_without_a_query(
         "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "api-shared"}
     }
     first = client.get(count_url(counted))
-    local_answers_clear()  # what a second web process starts with
+    answer_cache_clear_local()  # what a second web process starts with
 
     with django_assert_num_queries(0):
         shared = client.get(count_url(counted))
