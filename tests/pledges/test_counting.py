@@ -1,8 +1,6 @@
 """counts_update and counts_reconcile: exact under concurrency, one runner at a time, late commits repaired."""
 
-import itertools
 import logging
-import random
 import threading
 import time
 from datetime import timedelta
@@ -16,14 +14,18 @@ from django.utils import timezone
 from deconv.celery import BEAT_SCHEDULE, app
 from pledges.counting import Drift, counts_reconcile, counts_update
 from pledges.enums import PledgeEventKind, PledgeStatus
-from pledges.events import pledge_event_record
 from pledges.models import CounterState, Pledge, PledgeEvent, TerritoryCount
 from pledges.tasks import counts_tick
 from territories.models import Department, Region
+from tests.pledges.counting_support import (
+    counter_settings,
+    pledge_sign,
+    pledge_withdraw,
+    published,
+    run_in_threads,
+    surge_signer,
+)
 from tests.pledges.factories import CampaignFactory, LetterVersionFactory
-
-_rpps = itertools.count(10_000_000_000)
-
 
 # --- helpers ------------------------------------------------------------------------------
 
@@ -47,45 +49,6 @@ def campaign_with_letter():
     return campaign
 
 
-def pledge_sign(*, campaign, department) -> Pledge:
-    """What the signing service does for the counts: the pledge and its +1 in one transaction."""
-    with transaction.atomic():
-        pledge = Pledge.objects.create(
-            campaign=campaign,
-            letter_version=campaign.letter_versions.order_by("-number").first(),
-            department=department,
-            rpps=str(next(_rpps)),
-        )
-        pledge_event_record(pledge=pledge, kind=PledgeEventKind.PLEDGED)
-    return pledge
-
-
-def pledge_withdraw(*, pledge_id: int) -> None:
-    with transaction.atomic():
-        pledge = Pledge.objects.select_for_update().get(pk=pledge_id)
-        if pledge.status != PledgeStatus.ACTIVE:
-            return
-        pledge.status = PledgeStatus.WITHDRAWN
-        pledge.rpps = ""
-        pledge.withdrawn_at = timezone.now()
-        pledge.save(update_fields=["status", "rpps", "withdrawn_at", "updated_at"])
-        pledge_event_record(pledge=pledge, kind=PledgeEventKind.WITHDRAWN)
-
-
-def counter_settings(**fields) -> None:
-    CounterState.objects.update_or_create(pk=1, defaults=fields)
-
-
-def published(campaign) -> dict[tuple[str, str], int]:
-    return {
-        (level, code): pledges
-        for level, code, pledges in TerritoryCount.objects.filter(campaign=campaign).values_list(
-            "level", "code", "pledges"
-        )
-        if pledges
-    }
-
-
 def from_rows(campaign) -> dict[tuple[str, str], int]:
     """The counts recomputed from the pledge rows, independently of the counting code."""
     expected: dict[tuple[str, str], int] = {}
@@ -99,28 +62,6 @@ def from_rows(campaign) -> dict[tuple[str, str], int]:
         ):
             expected[key] = expected.get(key, 0) + 1
     return expected
-
-
-def run_in_threads(target, count: int) -> list:
-    """Run target(index) in `count` threads, each closing its own database connection."""
-    results: list = [None] * count
-    errors: list[BaseException] = []
-
-    def runner(index):
-        try:
-            results[index] = target(index)
-        except BaseException as error:
-            errors.append(error)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=runner, args=(index,)) for index in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    assert not errors, errors
-    return results
 
 
 # --- on any database (SQLite in the embedded default) --------------------------------------
@@ -286,20 +227,9 @@ def test_counts_equal_the_rows_after_a_concurrent_surge_of_pledges_and_withdrawa
 ):
     campaign = campaign_with_letter
     counter_settings(lag_seconds=1)
-    codes = list(departments)
     stop = threading.Event()
     counter_runs = []
-
-    def signer(index):
-        rng = random.Random(index)
-        mine = []
-        for _ in range(50):
-            if mine and rng.random() < 0.3:
-                pledge_withdraw(pledge_id=mine.pop(rng.randrange(len(mine))))
-            else:
-                mine.append(pledge_sign(campaign=campaign, department=departments[rng.choice(codes)]).pk)
-            # Spread the surge over ~1.5 s so that counting runs fold in events older than the lag.
-            time.sleep(0.03)
+    signer = surge_signer(campaign=campaign, departments=departments, actions=50)
 
     def counter():
         # Counting runs during the surge, as beat would make it.

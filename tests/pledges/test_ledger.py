@@ -4,7 +4,6 @@ import hashlib
 import io
 import itertools
 import json
-import random
 import threading
 import time
 from datetime import timedelta
@@ -42,9 +41,15 @@ from pledges.models import (
 )
 from pledges.tasks import counts_tick
 from territories.models import Department, Region
+from tests.pledges.counting_support import (
+    counter_settings,
+    pledge_sign,
+    pledge_withdraw,
+    published,
+    run_in_threads,
+    surge_signer,
+)
 from tests.pledges.factories import CampaignFactory, LetterVersionFactory, UserFactory
-
-_rpps = itertools.count(10_000_000_000)
 
 # A signer whose details must never reach a public page.
 DISTINCTIVE = {
@@ -76,35 +81,6 @@ def campaign_with_letter(db):
     return campaign
 
 
-def pledge_sign(*, campaign, department, **fields) -> Pledge:
-    """The pledge and its +1 in one transaction, as the signing service does."""
-    with transaction.atomic():
-        pledge = Pledge.objects.create(
-            campaign=campaign,
-            letter_version=campaign.letter_versions.order_by("-number").first(),
-            department=department,
-            **{"rpps": str(next(_rpps)), **fields},
-        )
-        pledge_event_record(pledge=pledge, kind=PledgeEventKind.PLEDGED)
-    return pledge
-
-
-def pledge_withdraw(*, pledge_id: int) -> None:
-    with transaction.atomic():
-        pledge = Pledge.objects.select_for_update().get(pk=pledge_id)
-        if pledge.status != PledgeStatus.ACTIVE:
-            return
-        pledge.status = PledgeStatus.WITHDRAWN
-        pledge.rpps = ""
-        pledge.withdrawn_at = timezone.now()
-        pledge.save(update_fields=["status", "rpps", "withdrawn_at", "updated_at"])
-        pledge_event_record(pledge=pledge, kind=PledgeEventKind.WITHDRAWN)
-
-
-def counter_settings(**fields) -> None:
-    CounterState.objects.update_or_create(pk=1, defaults=fields)
-
-
 def tick() -> int:
     """A counting tick: count, then append what was counted; returns the entries appended."""
     counts_update()
@@ -113,16 +89,6 @@ def tick() -> int:
 
 def chain(campaign) -> list[LedgerEntry]:
     return list(LedgerEntry.objects.filter(campaign=campaign).order_by("sequence"))
-
-
-def published(campaign) -> dict[tuple[str, str], int]:
-    return {
-        (level, code): pledges
-        for level, code, pledges in TerritoryCount.objects.filter(campaign=campaign).values_list(
-            "level", "code", "pledges"
-        )
-        if pledges
-    }
 
 
 def verify_output(**options) -> tuple[bool, str, str]:
@@ -840,27 +806,6 @@ def test_api_digest_is_null_before_the_first_digest(client, campaign_with_letter
 # --- PostgreSQL: concurrency --------------------------------------------------------------
 
 
-def run_in_threads(target, count: int) -> list:
-    results: list = [None] * count
-    errors: list[BaseException] = []
-
-    def runner(index):
-        try:
-            results[index] = target(index)
-        except BaseException as error:
-            errors.append(error)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=runner, args=(index,)) for index in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    assert not errors, errors
-    return results
-
-
 def assert_every_event_exactly_once(campaign) -> None:
     in_ledger = [entry.payload["event_id"] for entry in chain(campaign) if entry.kind != RELEASE_KIND]
     events = list(PledgeEvent.objects.filter(campaign=campaign).values_list("id", flat=True))
@@ -876,19 +821,9 @@ def test_every_event_is_in_the_ledger_once_after_a_concurrent_surge_and_ticks(
 ):
     campaign = campaign_with_letter
     counter_settings(lag_seconds=1)
-    codes = list(departments)
     stop = threading.Event()
     appended = []
-
-    def signer(index):
-        rng = random.Random(index)
-        mine = []
-        for _ in range(40):
-            if mine and rng.random() < 0.3:
-                pledge_withdraw(pledge_id=mine.pop(rng.randrange(len(mine))))
-            else:
-                mine.append(pledge_sign(campaign=campaign, department=departments[rng.choice(codes)]).pk)
-            time.sleep(0.03)
+    signer = surge_signer(campaign=campaign, departments=departments, actions=40)
 
     def ticker():
         # Two tickers, as two beat deliveries might overlap: the locks let one through at a time.
