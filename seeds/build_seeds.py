@@ -3,7 +3,7 @@
     .venv/bin/python seeds/build_seeds.py [--reference-dir DIR] [--out-dir DIR]
 
 Reads regions.csv, departements.csv, cpam_by_departement.csv and gp_by_departement.csv from
-the reference folder (default: shared/reference beside the repository) and writes
+the reference folder (default: seeds/sources, copies of shared/reference) and writes
 regions.csv, departments.csv, caisses.csv and reference_populations.csv. The output depends
 only on the input: running it twice gives the same bytes, and tests/territories checks that
 the committed seeds are what it produces. Any count that disagrees with the domain brief
@@ -19,7 +19,9 @@ from pathlib import Path
 from django.utils.text import slugify
 
 ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_REFERENCE_DIR = ROOT.parent / "shared" / "reference"
+# Copies of the shared reference facts this script reads (seeds/sources/README.md), kept in the
+# repository so that the seeds can be derived again from a clean clone.
+DEFAULT_REFERENCE_DIR = ROOT / "seeds" / "sources"
 DEFAULT_OUT_DIR = Path(__file__).resolve().parent
 
 EXPECTED_REGIONS = 18

@@ -13,7 +13,10 @@ from territories.enums import CaisseKind, PopulationKind
 from territories.models import Caisse, Department, ReferencePopulation, Region
 
 SEEDS_DIR = settings.BASE_DIR / "seeds"
-REFERENCE_DIR = settings.BASE_DIR.parent / "shared" / "reference"
+SOURCES_DIR = SEEDS_DIR / "sources"
+SOURCE_FILES = ("regions.csv", "departements.csv", "cpam_by_departement.csv", "gp_by_departement.csv")
+# The domain brief's reference folder, beside the repository where it was developed.
+SHARED_REFERENCE_DIR = settings.BASE_DIR.parent / "shared" / "reference"
 SEED_FILES = ("regions.csv", "departments.csv", "caisses.csv", "reference_populations.csv")
 
 DEPARTMENT_CODES = (
@@ -128,17 +131,9 @@ def test_each_seed_file_starts_with_its_source_url_and_year(name):
     assert re.search(r"\b20[0-9]{2}\b", " ".join(header))
 
 
-@pytest.mark.skipif(not REFERENCE_DIR.is_dir(), reason="shared/reference is not beside the repository")
 def test_seeds_are_exactly_what_build_seeds_derives_from_the_reference(tmp_path):
     subprocess.run(
-        [
-            sys.executable,
-            str(SEEDS_DIR / "build_seeds.py"),
-            "--reference-dir",
-            REFERENCE_DIR,
-            "--out-dir",
-            tmp_path,
-        ],
+        [sys.executable, str(SEEDS_DIR / "build_seeds.py"), "--out-dir", tmp_path],
         check=True,
         capture_output=True,
     )
@@ -147,3 +142,11 @@ def test_seeds_are_exactly_what_build_seeds_derives_from_the_reference(tmp_path)
         assert (tmp_path / name).read_text(encoding="utf-8") == (SEEDS_DIR / name).read_text(
             encoding="utf-8"
         ), name
+
+
+def test_the_copied_sources_are_the_shared_reference_where_it_is_beside_the_repository():
+    # A clean clone elsewhere (CI) has only the copies: nothing to compare them with there.
+    shared = [name for name in SOURCE_FILES if (SHARED_REFERENCE_DIR / name).is_file()]
+    for name in shared:
+        assert (SOURCES_DIR / name).read_bytes() == (SHARED_REFERENCE_DIR / name).read_bytes(), name
+    assert all((SOURCES_DIR / name).is_file() for name in SOURCE_FILES)
