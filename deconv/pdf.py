@@ -64,6 +64,9 @@ def _fetcher_class():
 # Options for every PDF we write. Tagged PDF/UA-1: the structure tree lets screen readers read
 # a letter, and costs little next to the layout (bench/letters.py measures both ways).
 PDF_OPTIONS = {"pdf_variant": "pdf/ua-1"}
+# A PDF only read back by another program (deconv.pdf_stamp): its structure tree, without the
+# metadata PDF/UA adds for readers.
+PDF_TAGGED_ONLY = {"pdf_tags": True}
 
 
 def html_layout(*, html: str):
@@ -75,14 +78,16 @@ def html_layout(*, html: str):
     return HTML(string=html, base_url=PDF_BASE_URL, url_fetcher=fetcher).render(**PDF_OPTIONS)
 
 
-def document_write_pdf(*, document, pages=None, title: str | None = None) -> bytes:
+def document_write_pdf(
+    *, document, pages=None, title: str | None = None, options: dict = PDF_OPTIONS
+) -> bytes:
     """The PDF of `pages` of a laid-out document (all of them when None), titled `title` if given."""
     part = document if pages is None else document.copy(pages)
     if title is not None:
         # copy() shares the metadata object: give each part its own before changing the title.
         part.metadata = copy.copy(part.metadata)
         part.metadata.title = title
-    return part.write_pdf(**PDF_OPTIONS)
+    return part.write_pdf(**options)
 
 
 def render_to_pdf(*, template_name: str, context: dict) -> tuple[str, bytes]:

@@ -377,7 +377,12 @@ LOGGING = {
         "console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["personal_data"]}
     },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        # pikepdf (deconv.pdf_stamp) says at INFO, in every worker that prints letters, that it
+        # forwards qpdf's messages to logging.
+        "pikepdf": {"level": "WARNING"},
+    },
 }
 # Celery workers keep the handlers above (and their masking filter) instead of replacing them.
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False

@@ -20,10 +20,16 @@ from django.utils.translation import gettext
 
 from deconv.pdf import render_to_pdf
 from pledges import letter_text
+from pledges.letter_layout import FULL_LAYOUT
 from pledges.models import Pledge
 
 LETTER_LANGUAGE = "fr"
 LETTER_TEMPLATE = "letters/letter.html"
+# The placeholders whose value is the same for every letter of a release and caisse: the caisse,
+# the date of the release, the effective date. A paragraph using any other placeholder shows the
+# signer's own data: it is a signer block of the letter (pledges.letter_layout). Listed this way
+# round, a placeholder added later is the signer's until someone says otherwise.
+SHARED_PLACEHOLDERS = frozenset({"caisse_name", "caisse_address", "effective_date", "date"})
 
 
 def french_date(value) -> str:
@@ -66,7 +72,7 @@ def placeholder_values(*, pledge: Pledge, today=None) -> dict[str, str]:
         "date": french_date(today),
     }
     # A placeholder added to letter_text must be filled here too: fail in tests, not on paper.
-    if set(values) != set(letter_text.PLACEHOLDERS):
+    if set(values) != set(letter_text.PLACEHOLDERS) or not SHARED_PLACEHOLDERS.issubset(values):
         raise RuntimeError("pledges.letters is out of sync with letter_text.PLACEHOLDERS")
     return values
 
@@ -88,11 +94,28 @@ def _placeholders_used(text: str) -> set[str]:
     return {name for _literal, name, _spec, _conv in string.Formatter().parse(text) if name}
 
 
+def _body_blocks(*, text: str, values: dict[str, str]) -> list[dict]:
+    """The body's paragraphs, each filled in and, if it shows a signer's value, named as a signer block."""
+    blocks = []
+    for number, paragraph in enumerate(text.split("\n\n")):
+        if not paragraph.strip():
+            continue
+        is_signer = bool(_placeholders_used(paragraph) - SHARED_PLACEHOLDERS)
+        blocks.append(
+            {
+                "text": fill_placeholders(text=paragraph, values=values),
+                "block": f"paragraph-{number}" if is_signer else None,
+            }
+        )
+    return blocks
+
+
 def letter_context(*, pledge: Pledge, intention: bool, today: date | None = None) -> dict:
     """Everything templates/letters/letter.html needs; `intention` marks it as not sent.
 
     `today` is the date the letter is dated (today when None): a released letter is dated the
-    day of its release, so regenerating it later prints the same date.
+    day of its release, so regenerating it later prints the same date. The layout is the whole
+    letter; pledges.letters_batch replaces it to lay out a frame or signer blocks.
     """
     version = pledge.letter_version
     with translation.override(LETTER_LANGUAGE):
@@ -100,12 +123,14 @@ def letter_context(*, pledge: Pledge, intention: bool, today: date | None = None
         body = fill_placeholders(text=version.body, values=values)
         used = _placeholders_used(version.body)
         return {
+            "layout": FULL_LAYOUT,
             "pledge": pledge,
             "letter_version": version,
             "intention": intention,
             "title": version.title,
             "values": values,
             "paragraphs": [paragraph for paragraph in body.split("\n\n") if paragraph.strip()],
+            "body_blocks": _body_blocks(text=version.body, values=values),
             "legal_basis": version.legal_basis,
             "caisse_name": values["caisse_name"],
             "caisse_address_lines": caisse_address_lines(pledge.caisse),

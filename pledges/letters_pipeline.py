@@ -5,7 +5,8 @@ dispatches `pledges.release_process`. release_process is safe to run twice, at t
 in several workers, and again after a crash at any point:
 
 1. Letters: claim a batch of the release's released pledges that have no Letter yet, render the
-   batch with one layout (pledges.letters_batch), store each PDF. On PostgreSQL the batch is
+   batch (pledges.letters_batch: the text they share laid out once, each signer's blocks stamped
+   in), store each PDF. On PostgreSQL the batch is
    claimed with SELECT ... FOR UPDATE SKIP LOCKED, so workers share the batches instead of
    rendering the same ones; whatever happens, the OneToOne on Letter.pledge lets one row per
    pledge exist (letter_store).
@@ -36,15 +37,15 @@ from django.urls import reverse
 from django.utils import timezone
 
 from pledges.enums import LetterStatus, PledgeStatus
+from pledges.letter_frames import LetterFrames
 from pledges.letters import caisse_address_lines, french_date, letter_inputs_sha256
 from pledges.letters_batch import RenderedLetter, letters_render_batch
 from pledges.models import Letter, Pledge, Release
 
 logger = logging.getLogger(__name__)
 
-# Letters per layout. The CPU cost per letter is flat, within noise, from 10 to 400 letters a batch
-# (400 letters rendered in batches of each size, 2026-11-22): a layout's fixed cost is small next
-# to the letters'. 100 keeps the number of claims low while a batch's row locks last seconds.
+# Letters per claim, and per layout of signer blocks. 100 keeps the number of claims low while a
+# batch's row locks last about two seconds (bench/letters.py --batch-size measures other sizes).
 BATCH_SIZE = 100
 # The signed download link in the "released" email.
 DOWNLOAD_SALT = "letter-download"
@@ -151,13 +152,13 @@ def release_letters_generate(*, release: Release, batch_size: int = BATCH_SIZE) 
     """
     today = release_letter_date(release=release)
     lock_batches = _batches_locked()
+    # The batches of this call share their frames: a release has one text and a few caisses.
+    frames = LetterFrames()
     created = 0
     while True:
         with transaction.atomic() if lock_batches else nullcontext():
             pledges = _claim_batch(release=release, size=batch_size, lock=lock_batches)
-            if not pledges:
-                return created
-            rendered = letters_render_batch(pledges=pledges, today=today)
+            rendered = letters_render_batch(pledges=pledges, today=today, frames=frames)
             for pledge, letter_pdf in zip(pledges, rendered, strict=True):
                 stored = letter_store(
                     pledge=pledge,
@@ -166,8 +167,12 @@ def release_letters_generate(*, release: Release, batch_size: int = BATCH_SIZE) 
                     inputs_sha256=letter_inputs_sha256(pledge=pledge, today=today),
                 )
                 created += stored is not None
-        if not lock_batches and len(pledges) < batch_size:
-            return created
+        # Without row locks a short batch was the last; with them, an empty claim is.
+        if not pledges or (not lock_batches and len(pledges) < batch_size):
+            break
+    # What printing cost (frames laid out, letters laid out whole...): no personal data.
+    logger.info("release %s: %d letters made by this call, %s", release.pk, created, dict(frames.counts))
+    return created
 
 
 # --- Finishing: ledger, emails -------------------------------------------------------------------

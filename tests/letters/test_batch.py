@@ -1,4 +1,9 @@
-"""Batched rendering: one layout for many letters, split back into one PDF per signer."""
+"""Released letters rendered many at a time (pledges.letters_batch): one PDF per signer, each right.
+
+Except where a test says otherwise, the letters checked are stamped ones (a frame shared with the
+others and the signer's blocks), not the first letter of a batch, which is laid out whole to
+measure its blocks (`stamped_letter`).
+"""
 
 import logging
 import unicodedata
@@ -8,15 +13,20 @@ from types import SimpleNamespace
 import pytest
 from django.utils import translation
 
-from pledges.letters_batch import LetterSplitError, batch_html, letter_page_ranges, letters_render_batch
+from pledges.letter_frames import LetterFrames
+from pledges.letters_batch import LetterSplitError, letter_page_ranges, letters_render_batch
 from pledges.services import letter_version_create
 from tests.letters.support import one_line, pdf_reader, pdf_text
 
 TODAY = date(2026, 3, 2)
 
 
-def _names(pledges):
-    return [(p.first_name, p.last_name, p.rpps) for p in pledges]
+def stamped_letter(*, pledge, first):
+    """`pledge`'s letter rendered after `first`'s in one batch: a stamped letter, never a whole one."""
+    frames = LetterFrames()
+    _first, letter = letters_render_batch(pledges=[first, pledge], today=TODAY, frames=frames)
+    assert frames.counts["measured"] == 1 and frames.counts["whole"] == 0
+    return letter
 
 
 def test_each_split_pdf_holds_its_own_signer_and_no_other(make_pledges):
@@ -63,9 +73,9 @@ def test_a_longer_letter_keeps_all_its_pages_and_numbers_them_on_its_own(campaig
 
 
 def test_letters_are_french_a4_tagged_with_embedded_fonts_whatever_the_language(make_pledges):
-    (pledge,) = make_pledges(1)
+    first, pledge = make_pledges(2)
     with translation.override("en"):
-        (letter,) = letters_render_batch(pledges=[pledge], today=TODAY)
+        letter = stamped_letter(pledge=pledge, first=first)
 
     text = one_line(pdf_text(letter.pdf))
     assert "N° RPPS" in text and "RPPS no." not in text
@@ -83,8 +93,8 @@ def test_letters_are_french_a4_tagged_with_embedded_fonts_whatever_the_language(
 
 
 def test_the_demo_letter_fits_on_one_a4_page_with_its_legal_basis_and_signature_block(make_pledges):
-    (pledge,) = make_pledges(1)
-    (letter,) = letters_render_batch(pledges=[pledge], today=TODAY)
+    first, pledge = make_pledges(2)
+    letter = stamped_letter(pledge=pledge, first=first)
 
     assert letter.pages == 1
     reader = pdf_reader(letter.pdf)
@@ -99,18 +109,18 @@ def test_the_demo_letter_fits_on_one_a4_page_with_its_legal_basis_and_signature_
 
 
 def test_a_paragraph_keeps_its_line_breaks_and_its_values_are_escaped(campaign, make_pledges):
-    (pledge,) = make_pledges(1, last_name="<b>Durand</b>")
-    pledge.letter_version = letter_version_create(
+    first, pledge = make_pledges(2)
+    pledge.last_name = "<b>Durand</b>"
+    version = letter_version_create(
         campaign=campaign,
         title="Lettre",
         body="Dr {first_name} {last_name}\nN° RPPS : {rpps}\n{practice_address}\n\nCorps de la lettre.",
     )
-    pledge.save()
+    first.letter_version = pledge.letter_version = version
 
-    html = batch_html(pledges=[pledge], today=TODAY)
-    (letter,) = letters_render_batch(pledges=[pledge], today=TODAY)
+    letter = stamped_letter(pledge=pledge, first=first)
 
-    assert "&lt;b&gt;Durand&lt;/b&gt;" in html and "<b>Durand" not in html
+    # Printed as typed: escaped, not read as markup.
     lines = [line.strip() for line in pdf_text(letter.pdf).splitlines()]
     name_line = lines.index(f"Dr {pledge.first_name} <b>Durand</b>")
     assert lines[name_line + 1] == f"N° RPPS : {pledge.rpps}"
@@ -132,9 +142,10 @@ def test_a_paragraph_keeps_its_line_breaks_and_its_values_are_escaped(campaign, 
 def test_names_in_the_scripts_the_letter_fonts_cover_print_without_a_missing_glyph(
     make_pledges, caplog, last_name
 ):
-    (pledge,) = make_pledges(1, last_name=last_name)
+    first, pledge = make_pledges(2)
+    pledge.last_name = last_name
     with caplog.at_level(logging.WARNING, logger="weasyprint"):
-        (letter,) = letters_render_batch(pledges=[pledge], today=TODAY)
+        letter = stamped_letter(pledge=pledge, first=first)
 
     assert not [record for record in caplog.records if ".notdef" in record.getMessage()]
     assert unicodedata.normalize("NFC", last_name) in unicodedata.normalize("NFC", pdf_text(letter.pdf))

@@ -161,7 +161,7 @@ def test_a_release_of_several_batches_dispatches_a_helper_task(release, make_ple
 # --- Concurrency (PostgreSQL) ------------------------------------------------------------------
 
 
-def _fake_render(*, pledges, today):
+def _fake_render(*, pledges, today, frames=None):
     """A fast stand-in for WeasyPrint: the race is in the database, not in the layout."""
     return [
         RenderedLetter(pledge_id=p.pk, pdf=f"%PDF-fake {p.pk} {threading.get_ident()}".encode(), pages=1)
