@@ -772,18 +772,23 @@ def bench_letters(env: dict[str, str], *, count: int, single_count: int) -> dict
     data = json.loads(out.strip().splitlines()[-1])
     log(f"letters {data}")
     seconds_10k = data["seconds_for_10000"]
+    # Letters per second of CPU, the release path against one document per letter: the stack's
+    # own processes (worker, beat, PostgreSQL) disturb CPU time less than wall-clock time.
     return figure(
         "letters",
-        data["batched_letters_per_s"],
-        "letters/s",
-        data["single_letters_per_s"],
+        round(1000 / data["batched_cpu_ms_per_letter"], 1),
+        "letters/CPU-s",
+        round(1000 / data["single_cpu_ms_per_letter"], 1),
         ">= 3x single (CPU), 10,000 letters < 120 s",
         data["cpu_ratio"] >= 3 and seconds_10k < 120,
         seconds_for_10000=seconds_10k,
-        parallel_letters_per_s=data.get("parallel_letters_per_s"),
         seconds_for_10000_basis=data.get("seconds_for_10000_basis"),
-        cpu_ratio=data.get("cpu_ratio"),
+        parallel_letters_per_s=data.get("parallel_letters_per_s"),
+        batched_letters_per_s=data["batched_letters_per_s"],
+        single_letters_per_s=data["single_letters_per_s"],
+        wall_clock_ratio=data["ratio"],
         frames=data.get("frames"),
+        measured=data.get("measured"),
         placed_again=data.get("placed_again"),
         whole=data.get("whole"),
         max_pdf_bytes=data.get("max_pdf_bytes"),
