@@ -7,6 +7,7 @@ The letters of a release differ only in their signer's blocks (name, RPPS, addre
 lines), so the rest, the frame, is laid out once per letter text, caisse and date.
 
 How (pledges.letter_layout names the three layouts, pledges.letter_frames keeps the frames):
+0. The first letter of a letter text is laid out whole, alone: that measures its signer blocks.
 1. Each letter's frame is its HTML without any signer's data; letters whose frame HTML is the
    same share a frame. A frame is laid out with an empty block of a given height where each
    signer block goes; each (frame, heights) once, with where each block went.
@@ -18,10 +19,11 @@ How (pledges.letter_layout names the three layouts, pledges.letter_frames keeps 
    where it is).
 3. Each letter's pages of signer blocks are written alone and stamped onto its frame
    (deconv.pdf_stamp): one PDF, one structure tree (PDF/UA), the fonts embedded.
-4. A letter that still does not fit, or cannot be stamped, is laid out whole on its own
-   (letters_render_each): slower, never wrong.
-The result is the letter a single layout makes, within a grey level of a pixel
-(tests/letters/test_stamping.py renders both and compares them).
+4. A letter that still does not fit, or cannot be stamped, is laid out whole on its own, as
+   letters_render_each lays out every letter: slower, never wrong.
+The result is the letter a single layout makes: tests/letters/test_stamping.py renders both at
+150 dpi and finds a few anti-aliased pixels a few grey levels apart (block heights are rounded to
+a thousandth of a CSS px), and the same structure tree.
 
 How the pages of the signer document are split, robustly:
 1. Each letter is an <article> (templates/letters/_letter.html) that starts on a new page and

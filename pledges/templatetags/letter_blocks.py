@@ -27,7 +27,8 @@ class SignerBlockNode(template.Node):
         if not layout.shows_signer:
             if layout.heights is None:
                 return format_html('<section class="signer-block" id="{}"></section>', block_id)
-            # Three decimals of a CSS px (a thousandth of a point): the same place to the eye.
+            # Heights are rounded to a thousandth of a CSS px (pledges.letter_frames), so that blocks
+            # of the same lines share a frame: under a thousandth of a point, nothing to the eye.
             return format_html(
                 '<section class="signer-block" id="{}" style="height: {}px"></section>',
                 block_id,
@@ -43,9 +44,10 @@ class SignerBlockNode(template.Node):
             'style="left: {}px; top: {}px; width: {}px">{}</section>',
             mark_safe(PAGE_BREAK * placement.breaks_before),  # noqa: S308 - a constant
             block_id,
-            f"{placement.left:.3f}",
-            f"{placement.top:.3f}",
-            f"{placement.width:.3f}",
+            # Where the frame put the block's box, to a millionth of a CSS px: the same lines.
+            f"{placement.left:.6f}",
+            f"{placement.top:.6f}",
+            f"{placement.width:.6f}",
             content,
         )
 
