@@ -129,6 +129,8 @@ def test_signer_blocks_the_template_adds_and_a_second_page_are_stamped_too(campa
 
     assert rendered[2].pages == 2
     assert_same_as_laid_out_whole(pledges, rendered)
+    (whole,) = letters_render_each(pledges=pledges[2:3], today=TODAY)
+    assert_structured_like_whole(stamped=rendered[2].pdf, whole=whole.pdf)
     second_page = one_line(pdf_reader(rendered[2].pdf).pages[1].extract_text())
     assert f"Signé : {pledges[2].first_name} {pledges[2].last_name}." in second_page
     assert f"Fait à {pledges[2].city}, le 2 mars 2026" in second_page
@@ -175,6 +177,22 @@ def _marked_content_ids(page) -> list[int]:
     ]
 
 
+def assert_structured_like_whole(*, stamped: bytes, whole: bytes) -> None:
+    """Each page's text has its structure element, and the tree is the letter laid out whole's."""
+    with pikepdf.open(io.BytesIO(stamped)) as pdf, pikepdf.open(io.BytesIO(whole)) as whole_pdf:
+        assert pdf.check_pdf_syntax() == []
+        page_trees = [
+            value for value in pdf.Root.StructTreeRoot.ParentTree.Nums if isinstance(value, pikepdf.Array)
+        ]
+        assert len(page_trees) == len(pdf.pages)
+        for page, parent_tree in zip(pdf.pages, page_trees, strict=True):
+            mcids = _marked_content_ids(page)
+            assert sorted(mcids) == list(range(len(parent_tree)))
+            for mcid in mcids:
+                assert mcid in [int(kid) for kid in parent_tree[mcid].K if isinstance(kid, int)]
+        assert _tree_shape(pdf) == _tree_shape(whole_pdf)
+
+
 def test_a_stamped_letter_has_one_structure_tree_that_reads_in_order(make_pledges):
     pledges = make_pledges(3)
     frames = LetterFrames()
@@ -204,7 +222,7 @@ def test_a_stamped_letter_has_one_structure_tree_that_reads_in_order(make_pledge
     assert signer == sorted(signer) and shared == sorted(shared)
     # ... exactly as the letter laid out whole reads: the same elements, holding as many pieces of text.
     (whole,) = letters_render_each(pledges=pledges[1:2], today=TODAY)
-    assert _tree_shape(pdf) == _tree_shape(pikepdf.open(io.BytesIO(whole.pdf)))
+    assert_structured_like_whole(stamped=stamped.pdf, whole=whole.pdf)
     # Text left unlinked is only the page margins' (the footer), as WeasyPrint tags them.
     assert len(set(mcids) - set(order)) == 2  # "Dr ... — N° RPPS ..." and "1 / 1"
     # Fonts: the frame's subsets and the signer's, each with its own subset tag.
