@@ -51,8 +51,13 @@ class Frame:
     pdf: bytes
     pages: int
     placements: dict[str, Placement]
-    # Where each block's box starts on its page, in page coordinates (checked against the signer layout).
-    origins: dict[str, tuple[int, float, float]]
+    # The page area's top left corner in page coordinates, where placements count from.
+    origin: tuple[float, float]
+
+    def block_box_start(self, *, name: str) -> tuple[int, float, float]:
+        """Where a block's box starts: its page, and x and y in page coordinates (as anchors say)."""
+        placement = self.placements[name]
+        return placement.page, self.origin[0] + placement.left, self.origin[1] + placement.top
 
 
 @dataclass
@@ -198,7 +203,6 @@ def frame_layout(*, letter: LetterDraft, heights: Heights) -> Frame:
     origin_x, origin_y = document.pages[0].anchors[LETTER_START_PREFIX + "0"][:2]
     prefix = signer_block_prefix(letter_index=0)
     placements: dict[str, Placement] = {}
-    origins: dict[str, tuple[int, float, float]] = {}
     previous_page = 0
     # Anchors come in page order, then in document order within a page: the blocks' order.
     for page_number, page in enumerate(document.pages):
@@ -213,9 +217,8 @@ def frame_layout(*, letter: LetterDraft, heights: Heights) -> Frame:
                 width=x2 - x1,
                 breaks_before=page_number - previous_page,
             )
-            origins[name] = (page_number, x1, y1)
             previous_page = page_number
     if set(placements) != {name for name, _height in heights}:
         raise FrameLayoutError("the frame does not hold each signer block once")
     pdf = document_write_pdf(document=document, title=letter.context["title"])
-    return Frame(pdf=pdf, pages=len(document.pages), placements=placements, origins=origins)
+    return Frame(pdf=pdf, pages=len(document.pages), placements=placements, origin=(origin_x, origin_y))

@@ -120,7 +120,7 @@ def letter_context(*, pledge: Pledge, intention: bool, today: date | None = None
     version = pledge.letter_version
     with translation.override(LETTER_LANGUAGE):
         values = placeholder_values(pledge=pledge, today=today)
-        body = fill_placeholders(text=version.body, values=values)
+        body_blocks = _body_blocks(text=version.body, values=values)
         used = _placeholders_used(version.body)
         return {
             "layout": FULL_LAYOUT,
@@ -129,8 +129,8 @@ def letter_context(*, pledge: Pledge, intention: bool, today: date | None = None
             "intention": intention,
             "title": version.title,
             "values": values,
-            "paragraphs": [paragraph for paragraph in body.split("\n\n") if paragraph.strip()],
-            "body_blocks": _body_blocks(text=version.body, values=values),
+            "paragraphs": [block["text"] for block in body_blocks],
+            "body_blocks": body_blocks,
             "legal_basis": version.legal_basis,
             "caisse_name": values["caisse_name"],
             "caisse_address_lines": caisse_address_lines(pledge.caisse),

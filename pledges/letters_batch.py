@@ -157,12 +157,15 @@ def _blocks_measured(*, document, page_range: range, letter_index: int, letter: 
 
 
 def _landed_where_placed(*, landed: dict, frame: Frame) -> bool:
-    return all(
-        landed[name][0] == page
-        and abs(landed[name][1] - x) <= PLACEMENT_TOLERANCE
-        and abs(landed[name][2] - y) <= PLACEMENT_TOLERANCE
-        for name, (page, x, y) in frame.origins.items()
-    )
+    for name, (page, x, y) in landed.items():
+        frame_page, frame_x, frame_y = frame.block_box_start(name=name)
+        if (
+            page != frame_page
+            or abs(x - frame_x) > PLACEMENT_TOLERANCE
+            or abs(y - frame_y) > PLACEMENT_TOLERANCE
+        ):
+            return False
+    return True
 
 
 @dataclass

@@ -6,10 +6,9 @@ in several workers, and again after a crash at any point:
 
 1. Letters: claim a batch of the release's released pledges that have no Letter yet, render the
    batch (pledges.letters_batch: the text they share laid out once, each signer's blocks stamped
-   in), store each PDF. On PostgreSQL the batch is
-   claimed with SELECT ... FOR UPDATE SKIP LOCKED, so workers share the batches instead of
-   rendering the same ones; whatever happens, the OneToOne on Letter.pledge lets one row per
-   pledge exist (letter_store).
+   in), store each PDF. On PostgreSQL the batch is claimed with SELECT ... FOR UPDATE SKIP
+   LOCKED, so workers share the batches instead of rendering the same ones; whatever happens,
+   the OneToOne on Letter.pledge lets one row per pledge exist (letter_store).
 2. When no letter is missing: ledger_append_release and letters_done_at, in one transaction
    claimed by a conditional UPDATE (only one worker does it, a crash undoes both).
 3. Then the "released" emails, queued in the outbox under the key released:<pledge id>, and

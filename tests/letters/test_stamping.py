@@ -1,8 +1,8 @@
 """Released letters made of a shared frame and each signer's stamped blocks (pledges.letters_batch).
 
 The promise: the letter a release gets is the letter a single layout makes (within a few grey
-levels on a few anti-aliased pixels), with one structure tree that reads in order; frames are shared and hold no signer's data; a letter that
-cannot be stamped is laid out whole.
+levels on a few anti-aliased pixels), with one structure tree that reads in order; frames are
+shared and hold no signer's data; a letter that cannot be stamped is laid out whole.
 """
 
 import io
@@ -55,7 +55,7 @@ def assert_same_as_laid_out_whole(pledges, rendered):
             assert max(differences, default=0) <= GREY_TOLERANCE, (pledge.last_name, len(differences))
 
 
-def test_stamped_letters_are_the_letters_a_single_layout_makes_to_the_pixel(make_pledges):
+def test_stamped_letters_look_like_the_letters_a_single_layout_makes(make_pledges):
     pledges = make_pledges(6)
     # Names and addresses that wrap: blocks of other heights than the others'.
     pledges[2].last_name = LONG_NAME
